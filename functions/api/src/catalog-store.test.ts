@@ -1,0 +1,37 @@
+import { createLogger } from '@secretid/lib/logger';
+import test from 'ava';
+import { CatalogUnavailableError, createCatalogStore } from './catalog-store.ts';
+import { shippedCatalogRows } from './test-catalog.ts';
+
+test('a copy older than the staleness bound is not served, and service resumes after a reload', async (t) => {
+  let clock = 0;
+  let databaseUp = true;
+  const store = createCatalogStore({
+    load: async () => {
+      if (!databaseUp) throw new Error('database down');
+      return shippedCatalogRows();
+    },
+    refreshMs: 1_000_000,
+    retryMs: 1_000_000,
+    maxStalenessMs: 5000,
+    logger: createLogger('api', 'error', () => {}),
+    now: () => clock,
+  });
+  await store.start();
+  store.stop();
+  t.true(store.status().ready);
+  clock = 5000;
+  t.truthy(store.current(), 'still fresh at the bound');
+  clock = 5001;
+  t.false(store.status().ready);
+  t.throws(() => store.current(), { instanceOf: CatalogUnavailableError });
+  databaseUp = false;
+  await store.start();
+  store.stop();
+  t.regex(store.status().lastError ?? '', /database down/);
+  databaseUp = true;
+  await store.start();
+  store.stop();
+  t.true(store.status().ready);
+  t.is(store.status().lastError, null);
+});

@@ -1,0 +1,71 @@
+import type { Server } from 'node:http';
+import { serve } from '@hono/node-server';
+import type { Hono } from 'hono';
+import { describeError, type Logger } from './logger.ts';
+
+/** A running HTTP server and the way to stop it gracefully. */
+export interface RunningServer {
+  server: Server;
+  port: number;
+  /** Stops accepting, finishes in-flight requests, then runs the cleanup hooks. */
+  shutdown(reason: string): Promise<void>;
+}
+
+/**
+ * Serves an app on a port and installs the Knative shutdown contract: on SIGTERM or SIGINT stop
+ * accepting connections, let in-flight requests finish (up to `drainTimeoutMs`), run `onClose`
+ * (close the pool), and exit 0.
+ */
+export const startServer = async (options: {
+  app: Hono;
+  port: number;
+  host?: string;
+  logger: Logger;
+  drainTimeoutMs: number;
+  onClose?: () => Promise<void>;
+  /** Called when the process should exit; tests pass their own. */
+  exit?: (code: number) => void;
+}): Promise<RunningServer> => {
+  const { app, logger } = options;
+  const exit = options.exit ?? ((code: number) => process.exit(code));
+  const server = await new Promise<Server>((resolve) => {
+    const created = serve(
+      { fetch: app.fetch, port: options.port, hostname: options.host ?? '0.0.0.0' },
+      () => resolve(created as Server),
+    );
+  });
+  server.keepAliveTimeout = 65_000;
+  const address = server.address();
+  const port = typeof address === 'object' && address ? address.port : options.port;
+  logger.info('listening', { port });
+
+  let stopping: Promise<void> | undefined;
+  const shutdown = (reason: string) => {
+    stopping ??= (async () => {
+      logger.info('shutting down: draining in-flight requests', { reason });
+      const drained = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      const timer = setTimeout(() => {
+        logger.warn('drain timeout reached; closing remaining connections', {
+          drainTimeoutMs: options.drainTimeoutMs,
+        });
+        server.closeAllConnections();
+      }, options.drainTimeoutMs);
+      await drained;
+      clearTimeout(timer);
+      try {
+        await options.onClose?.();
+      } catch (error) {
+        logger.error('cleanup failed', { error: describeError(error) });
+      }
+      logger.info('stopped');
+    })();
+    return stopping;
+  };
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      void shutdown(signal).then(() => exit(0));
+    });
+  }
+  return { server, port, shutdown };
+};

@@ -1,0 +1,72 @@
+import { type ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import { localHosts } from '../scripts/local-hosts.ts';
+import { freePort } from './helpers/free-port.ts';
+import { getThroughEdge } from './helpers/stack.ts';
+
+const dataDirectory = mkdtempSync(join(tmpdir(), 'secretid-local-'));
+test.after.always(() => rmSync(dataDirectory, { recursive: true, force: true }));
+
+/** Runs `npm start`'s script the way a person does, and waits for its "running" banner. */
+const startLocal = async (port: number) => {
+  const child = spawn(process.execPath, ['scripts/local-run.ts'], {
+    env: { ...process.env, PORT: String(port), LOCAL_DATA_DIR: dataDirectory, LOG_LEVEL: 'warn' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  child.stdout?.on('data', (chunk) => {
+    output += chunk;
+  });
+  child.stderr?.on('data', (chunk) => {
+    output += chunk;
+  });
+  const exited = new Promise<number | null>((resolve) =>
+    child.once('exit', (code) => resolve(code)),
+  );
+  const deadline = Date.now() + 60_000;
+  while (!output.includes('secretid is running.')) {
+    if (child.exitCode !== null || Date.now() > deadline) {
+      child.kill('SIGKILL');
+      throw new Error(`local run did not start:\n${output}`);
+    }
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+  return { child: child as ChildProcess, exited, output: () => output };
+};
+
+test('npm start serves through the edge, stops on Ctrl-C, and keeps its data', async (t) => {
+  const port = await freePort();
+  const edgeUrl = `http://127.0.0.1:${port}`;
+  const first = await startLocal(port);
+  try {
+    t.regex(first.output(), /migrations: 2026-11-24-001-name-tables/);
+    t.regex(
+      first.output(),
+      new RegExp(`curl -H 'Host: ${localHosts.api}' http://localhost:${port}/randomName`),
+    );
+    const response = await getThroughEdge(edgeUrl, localHosts.api, '/randomName');
+    t.is(response.status, 200);
+    t.truthy((await response.json()).fullName);
+    const page = await getThroughEdge(edgeUrl, `localhost:${port}`, '/');
+    t.is(page.status, 200);
+    t.regex(await page.text(), /Your secret identity/);
+  } finally {
+    first.child.kill('SIGINT');
+  }
+  t.is(await first.exited, 0);
+  t.regex(first.output(), /stopped\n$/);
+
+  // The second start finds the migrated, seeded database in the same folder.
+  const second = await startLocal(port);
+  try {
+    t.regex(second.output(), /migrations: already up to date/);
+    const response = await getThroughEdge(edgeUrl, localHosts.api, '/randomName?count=3');
+    t.is((await response.json()).names.length, 3);
+  } finally {
+    second.child.kill('SIGINT');
+  }
+  t.is(await second.exited, 0);
+});
