@@ -3,8 +3,16 @@ import type { Metrics } from '@secretid/lib/metrics';
 import { handleProblems, problemResponse } from '@secretid/lib/problem';
 import { Hono } from 'hono';
 import { type CatalogStore, CatalogUnavailableError } from './catalog-store.ts';
-import { parseNameQuery } from './query.ts';
+import { type NameQuery, parseNameQuery } from './query.ts';
 import { seededRandom, systemRandom } from './random.ts';
+
+const defaultQuery: NameQuery = Object.freeze({ weighted: false });
+
+// Every answer is personal and random: nothing may be cached. A constant headers object lets
+// @hono/node-server write the response on its fast path.
+const jsonHeaders = { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' };
+const json = (value: unknown, status = 200) =>
+  new Response(JSON.stringify(value), { status, headers: jsonHeaders });
 
 /** What the API needs from the outside; tests pass their own. */
 export interface ApiDeps {
@@ -20,13 +28,14 @@ export interface ApiDeps {
 export const createApp = ({ catalog, metrics, logger }: ApiDeps) => {
   const app = new Hono();
   app.use(metrics.middleware);
-  app.use(async (c, next) => {
-    await next();
-    c.header('Cache-Control', 'no-store');
-  });
 
   app.get('/randomName', (c) => {
-    const query = parseNameQuery(new URL(c.req.url).searchParams);
+    const url = c.req.url;
+    const queryStart = url.indexOf('?');
+    const query =
+      queryStart === -1
+        ? defaultQuery
+        : parseNameQuery(new URLSearchParams(url.slice(queryStart + 1)));
     let current: ReturnType<CatalogStore['current']>;
     try {
       current = catalog.current();
@@ -42,15 +51,15 @@ export const createApp = ({ catalog, metrics, logger }: ApiDeps) => {
       weighted: query.weighted,
       ...(query.gender ? { gender: query.gender } : {}),
     };
-    if (query.count === undefined) return c.json(current.draw(options));
-    return c.json({ names: Array.from({ length: query.count }, () => current.draw(options)) });
+    if (query.count === undefined) return json(current.draw(options));
+    return json({ names: Array.from({ length: query.count }, () => current.draw(options)) });
   });
 
-  app.get('/healthz', (c) => c.json({ status: 'ok' }));
+  app.get('/healthz', () => json({ status: 'ok' }));
 
-  app.get('/readyz', (c) => {
+  app.get('/readyz', () => {
     const status = catalog.status();
-    return c.json(
+    return json(
       {
         status: status.ready ? 'ready' : 'unavailable',
         catalogAgeSeconds: status.ageSeconds,
@@ -60,8 +69,12 @@ export const createApp = ({ catalog, metrics, logger }: ApiDeps) => {
     );
   });
 
-  app.get('/metrics', async (c) =>
-    c.body(await metrics.registry.metrics(), 200, { 'Content-Type': metrics.registry.contentType }),
+  app.get(
+    '/metrics',
+    async () =>
+      new Response(await metrics.registry.metrics(), {
+        headers: { 'Content-Type': metrics.registry.contentType, 'Cache-Control': 'no-store' },
+      }),
   );
 
   handleProblems(app, logger);

@@ -89,18 +89,18 @@ const longestNameLength = 200;
 const backoffMs = (retry: number) =>
   Math.random() * Math.min(longestBackoffMs, firstBackoffMs * 2 ** retry);
 
-const sleep = (ms: number, signal: AbortSignal) =>
+const sleep = (ms: number, signal: AbortSignal | undefined) =>
   new Promise<void>((resolve, reject) => {
-    if (signal.aborted) return reject(signal.reason);
+    if (signal?.aborted) return reject(signal.reason);
     const timer = setTimeout(() => {
-      signal.removeEventListener('abort', onAbort);
+      signal?.removeEventListener('abort', onAbort);
       resolve();
     }, ms);
     const onAbort = () => {
       clearTimeout(timer);
-      reject(signal.reason);
+      reject(signal?.reason);
     };
-    signal.addEventListener('abort', onAbort, { once: true });
+    signal?.addEventListener('abort', onAbort, { once: true });
   });
 
 const isName = (value: unknown): value is string =>
@@ -118,10 +118,13 @@ export const parseIdentity = (value: unknown): Identity | string => {
 };
 
 const describeAttemptError = (error: unknown, timeoutMs: number) => {
+  const code = (error as { code?: unknown } | null)?.code;
+  if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') {
+    return `no answer within ${timeoutMs} ms`;
+  }
   if (error instanceof DOMException && error.name === 'TimeoutError') {
     return `no answer within ${timeoutMs} ms`;
   }
-  const code = (error as { code?: unknown } | null)?.code;
   return typeof code === 'string' ? `${code}: ${describeError(error)}` : describeError(error);
 };
 
@@ -135,6 +138,9 @@ const describeAttemptError = (error: unknown, timeoutMs: number) => {
  *   timeoutMs: 2000, retries: 2, logger });
  * const identity = await api.randomName({ gender: 'female' });
  */
+/** What one attempt ended with: an identity, or a failure that says whether to retry. */
+type Outcome = { identity: Identity } | { cause: string; status?: number; retryable: boolean };
+
 export const createApiClient = (options: ApiClientOptions): ApiClient => {
   const { timeoutMs, retries, logger } = options;
   const base = new URL(options.baseUrl);
@@ -155,20 +161,46 @@ export const createApiClient = (options: ApiClientOptions): ApiClient => {
   /** One attempt: an identity, or a failure that says whether another attempt may help. */
   const attempt = async (
     path: string,
-    signal: AbortSignal,
-  ): Promise<{ identity: Identity } | { cause: string; status?: number; retryable: boolean }> => {
+    attemptMs: number,
+    signal: AbortSignal | undefined,
+  ): Promise<Outcome> => {
+    // A timer that is cleared as soon as the attempt ends: AbortSignal.timeout() and
+    // AbortSignal.any() stay reachable until their timers fire and grew the heap by hundreds
+    // of megabytes under load.
+    const controller = new AbortController();
+    const timer = setTimeout(
+      () => controller.abort(new DOMException(`no answer within ${attemptMs} ms`, 'TimeoutError')),
+      attemptMs,
+    );
+    const onCallerAbort = () => controller.abort(signal?.reason);
+    signal?.addEventListener('abort', onCallerAbort, { once: true });
+    try {
+      return await exchange(path, attemptMs, controller.signal, signal);
+    } finally {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', onCallerAbort);
+    }
+  };
+
+  /** Sends the request and reads the answer, under the attempt's abort signal. */
+  const exchange = async (
+    path: string,
+    attemptMs: number,
+    abort: AbortSignal,
+    signal: AbortSignal | undefined,
+  ): Promise<Outcome> => {
     let response: Dispatcher.ResponseData;
     try {
       response = await pool.request({
         method: 'GET',
         path,
         headers: { accept: 'application/json' },
-        signal: AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]),
+        signal: abort,
       });
     } catch (error) {
       return {
-        cause: describeAttemptError(error, timeoutMs),
-        retryable: isConnectionError(error) && !signal.aborted,
+        cause: describeAttemptError(error, attemptMs),
+        retryable: isConnectionError(error) && !signal?.aborted,
       };
     }
     const status = response.statusCode;
@@ -204,17 +236,20 @@ export const createApiClient = (options: ApiClientOptions): ApiClient => {
   const randomName: ApiClient['randomName'] = async ({ gender, signal } = {}) => {
     const query = gender ? `?${new URLSearchParams({ gender })}` : '';
     const path = `${basePath}/randomName${query}`;
-    const deadline = AbortSignal.timeout(deadlineMs);
-    const overall = signal ? AbortSignal.any([signal, deadline]) : deadline;
+    const deadlineAt = performance.now() + deadlineMs;
     for (let attempts = 1; ; attempts++) {
-      const outcome = await attempt(path, overall);
+      const remainingMs = Math.floor(deadlineAt - performance.now());
+      const outcome = await attempt(path, Math.max(1, Math.min(timeoutMs, remainingMs)), signal);
       if ('identity' in outcome) return outcome.identity;
       if (!outcome.retryable || attempts > retries) {
         throw new ApiUnavailableError(outcome.cause, { status: outcome.status, attempts });
       }
       logger.warn('retrying the identity API', { attempt: attempts, cause: outcome.cause });
+      const pauseMs = backoffMs(attempts - 1);
       try {
-        await sleep(backoffMs(attempts - 1), overall);
+        if (signal?.aborted || performance.now() + pauseMs >= deadlineAt)
+          throw new Error('deadline');
+        await sleep(pauseMs, signal);
       } catch {
         throw new ApiUnavailableError(
           `${outcome.cause}; gave up before retrying (deadline or caller)`,

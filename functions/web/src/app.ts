@@ -66,24 +66,18 @@ export const createApp = (deps: AppDeps) => {
   app.get('/', async (c) => {
     const choice = parseGenderChoice(c.req.query('gender'));
     c.header('cache-control', 'no-store');
-    const signal = c.req.raw.signal;
     try {
-      const identity = await api.randomName({
-        gender: choice === 'any' ? undefined : choice,
-        signal,
-      });
+      // The incoming request's abort signal is deliberately not passed on: reading it makes
+      // @hono/node-server build a full Request per page view, and the call is bounded anyway.
+      const identity = await api.randomName({ gender: choice === 'any' ? undefined : choice });
       return c.html(identityPage(identity, choice));
     } catch (error) {
       if (!(error instanceof ApiUnavailableError)) throw error;
-      if (signal.aborted) {
-        logger.debug('client went away while waiting for the identity API');
-      } else {
-        logger.warn('identity API unavailable; showing the friendly page', {
-          cause: error.cause,
-          status: error.status,
-          attempts: error.attempts,
-        });
-      }
+      logger.warn('identity API unavailable; showing the friendly page', {
+        cause: error.cause,
+        status: error.status,
+        attempts: error.attempts,
+      });
       c.header('retry-after', String(retryAfterSeconds));
       return c.html(unavailablePage(choice), 503);
     }

