@@ -27,7 +27,6 @@ export interface ApiDeps {
  */
 export const createApp = ({ catalog, metrics, logger }: ApiDeps) => {
   const app = new Hono();
-  app.use(metrics.middleware);
 
   app.get('/randomName', (c) => {
     const url = c.req.url;
@@ -78,5 +77,6 @@ export const createApp = ({ catalog, metrics, logger }: ApiDeps) => {
   );
 
   handleProblems(app, logger);
+  metrics.instrument(app);
   return app;
 };

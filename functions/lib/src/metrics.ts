@@ -1,5 +1,4 @@
-import type { MiddlewareHandler } from 'hono';
-import { routePath } from 'hono/route';
+import type { Hono } from 'hono';
 import {
   collectDefaultMetrics,
   type MetricObjectWithValues,
@@ -19,14 +18,17 @@ export const durationBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.
 /** Route label for requests that matched no route, so raw paths never become labels. */
 export const unmatchedRoute = 'unmatched';
 
-// When only catch-all middleware matched, routePath() reports the middleware's own pattern.
-const middlewareOnly = new Set(['*', '/*']);
+// Patterns that belong to middleware (app.use), never to a route a request is labelled with.
+const middlewarePatterns = new Set(['*', '/*']);
 
 /** A registry with process metrics and RED metrics for one service. */
 export interface Metrics {
   registry: Registry;
-  /** Records every request by method, route template and status. */
-  middleware: MiddlewareHandler;
+  /**
+   * Records every request of the app by method, route template and status, by wrapping
+   * `app.fetch` (so `app.request()` in tests is measured too). Call it after the routes exist.
+   */
+  instrument(app: Hono): void;
 }
 
 type Labels = { method: string; route: string; status: string };
@@ -46,18 +48,24 @@ interface Series {
  * per distinct key and each request only adds numbers.
  */
 const createRequestMetrics = (registry: Registry) => {
-  const series = new Map<string, Series>();
-  const record = (method: string, route: string, status: string, seconds: number) => {
-    const key = `${method} ${route} ${status}`;
-    let entry = series.get(key);
+  const series: Series[] = [];
+  // route -> status -> method -> series, so the hot path builds no key strings.
+  const index = new Map<string, Map<number, Map<string, Series>>>();
+  const record = (method: string, route: string, status: number, seconds: number) => {
+    let byStatus = index.get(route);
+    if (!byStatus) index.set(route, (byStatus = new Map()));
+    let byMethod = byStatus.get(status);
+    if (!byMethod) byStatus.set(status, (byMethod = new Map()));
+    let entry = byMethod.get(method);
     if (!entry) {
       entry = {
-        labels: { method, route, status },
+        labels: { method, route, status: String(status) },
         count: 0,
         sum: 0,
         buckets: new Float64Array(durationBuckets.length + 1),
       };
-      series.set(key, entry);
+      byMethod.set(method, entry);
+      series.push(entry);
     }
     entry.count++;
     entry.sum += seconds;
@@ -77,20 +85,23 @@ const createRequestMetrics = (registry: Registry) => {
       help,
       // biome-ignore lint/suspicious/noExplicitAny: prom-client's registry reads only get(), name and help
       get: async () => ({ name, help, type, values: values(), aggregator: 'sum' }) as any,
-      reset: () => series.clear(),
+      reset: () => {
+        series.length = 0;
+        index.clear();
+      },
     } as unknown as Parameters<Registry['registerMetric']>[0]);
   metric(
     metricNames.requests,
     'HTTP requests handled, by method, route template and status code.',
     'counter',
-    () => [...series.values()].map((entry) => ({ labels: entry.labels, value: entry.count })),
+    () => series.map((entry) => ({ labels: entry.labels, value: entry.count })),
   );
   metric(
     metricNames.duration,
     'Time to produce a response, by method, route template and status code.',
     'histogram',
     () =>
-      [...series.values()].flatMap((entry) => {
+      series.flatMap((entry) => {
         let cumulative = 0;
         const bounds = [...durationBuckets.map(String), '+Inf'];
         return [
@@ -112,25 +123,52 @@ const createRequestMetrics = (registry: Registry) => {
 
 /**
  * Creates the metrics of one service. Each call has its own registry, so tests stay isolated.
- * @example const metrics = createMetrics('api'); app.use(metrics.middleware)
+ * @example const metrics = createMetrics('api'); metrics.instrument(app)
  */
 export const createMetrics = (service: string): Metrics => {
   const registry = new Registry();
   registry.setDefaultLabels({ service });
   collectDefaultMetrics({ register: registry });
   const record = createRequestMetrics(registry);
-  const middleware: MiddlewareHandler = async (c, next) => {
-    const started = performance.now();
-    await next();
-    const template = routePath(c, -1);
-    record(
-      c.req.method,
-      middlewareOnly.has(template) ? unmatchedRoute : template,
-      String(c.res.status),
-      (performance.now() - started) / 1000,
+  const instrument = (app: Hono) => {
+    const fetch = app.fetch;
+    // Not a Hono middleware: with one, every request goes through Hono's async compose path,
+    // which cost the API about 5 µs of its 25 µs per request. Static routes are labelled by a
+    // map lookup; patterns with parameters are found with the app's own router.
+    const routes = app.routes.filter((route) => !middlewarePatterns.has(route.path));
+    const staticRoutes = new Set(
+      routes
+        .filter((route) => !/[:*{]/.test(route.path))
+        .map((route) => `${route.method} ${route.path}`),
     );
+    const templateOf = (method: string, path: string) => {
+      if (staticRoutes.has(`${method} ${path}`)) return path;
+      const lookup = method === 'HEAD' ? 'GET' : method;
+      if (staticRoutes.has(`${lookup} ${path}`)) return path;
+      const [matches] = app.router.match(lookup, path);
+      for (let index = matches.length - 1; index >= 0; index--) {
+        const route = (matches[index] as [[unknown, { path: string }], unknown])[0][1];
+        if (!middlewarePatterns.has(route.path)) return route.path;
+      }
+      return unmatchedRoute;
+    };
+    app.fetch = (request, env, executionContext) => {
+      const started = performance.now();
+      const done = (response: Response) => {
+        const method = request.method;
+        record(
+          method,
+          templateOf(method, app.getPath(request)),
+          response.status,
+          (performance.now() - started) / 1000,
+        );
+        return response;
+      };
+      const result = fetch(request, env, executionContext);
+      return result instanceof Promise ? result.then(done) : done(result);
+    };
   };
-  return { registry, middleware };
+  return { registry, instrument };
 };
 
 export type { MetricObjectWithValues };

@@ -42,7 +42,6 @@ const parseGenderChoice = (raw: string | undefined): GenderChoice => {
 export const createApp = (deps: AppDeps) => {
   const { api, metrics, logger } = deps;
   const app = new Hono();
-  app.use(metrics.middleware);
   app.use(
     secureHeaders({
       contentSecurityPolicy,
@@ -111,5 +110,6 @@ export const createApp = (deps: AppDeps) => {
     }),
   );
 
+  metrics.instrument(app);
   return app;
 };
