@@ -47,15 +47,22 @@ interface Series {
  * every call, which cost about a fifth of a /randomName request; here the series is found once
  * per distinct key and each request only adds numbers.
  */
+const lookup = <Key, Value>(map: Map<Key, Value>, key: Key, create: () => Value): Value => {
+  let value = map.get(key);
+  if (value === undefined) {
+    value = create();
+    map.set(key, value);
+  }
+  return value;
+};
+
 const createRequestMetrics = (registry: Registry) => {
   const series: Series[] = [];
   // route -> status -> method -> series, so the hot path builds no key strings.
   const index = new Map<string, Map<number, Map<string, Series>>>();
   const record = (method: string, route: string, status: number, seconds: number) => {
-    let byStatus = index.get(route);
-    if (!byStatus) index.set(route, (byStatus = new Map()));
-    let byMethod = byStatus.get(status);
-    if (!byMethod) byStatus.set(status, (byMethod = new Map()));
+    const byStatus = lookup(index, route, () => new Map());
+    const byMethod = lookup(byStatus, status, () => new Map());
     let entry = byMethod.get(method);
     if (!entry) {
       entry = {
