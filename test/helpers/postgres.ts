@@ -1,5 +1,5 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './free-port.ts';
@@ -11,7 +11,9 @@ export const postgresBin = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
 export interface TestPostgres {
   port: number;
   dataDirectory: string;
-  /** Superuser URL for a database name (default postgres). */
+  /** Socket directory (also the cluster's root folder). */
+  socketDirectory: string;
+  /** URL for a database and role (default: postgres as the superuser, with its password). */
   url(database?: string, user?: string, password?: string): string;
   /** Runs SQL as the superuser through psql and returns its stdout. */
   psql(sqlText: string, database?: string): string;
@@ -22,6 +24,10 @@ export interface TestPostgres {
 }
 
 const isRoot = process.getuid?.() === 0;
+const ownerIds = () => ({
+  uid: Number(execFileSync('id', ['-u', 'postgres']).toString()),
+  gid: Number(execFileSync('id', ['-g', 'postgres']).toString()),
+});
 const runAsOwner = (command: string, args: string[]) => {
   const [file, argv] = isRoot
     ? ['runuser', ['-u', 'postgres', '--', command, ...args]]
@@ -33,13 +39,24 @@ const runAsOwner = (command: string, args: string[]) => {
   return result.stdout;
 };
 
+/** How to start a test cluster. */
+export interface PostgresOptions {
+  /** Extra `-c name=value` settings. */
+  settings?: Record<string, string>;
+  /** Password of the superuser `postgres`; without one, loopback connections are trusted. */
+  superuserPassword?: string;
+  /** Extra initdb arguments (for example the chart's POSTGRES_INITDB_ARGS). */
+  initdbArgs?: string[];
+  /** Contents of a postgresql.conf and pg_hba.conf to run with instead of initdb's. */
+  configFile?: string;
+  hbaFile?: string;
+}
+
 /**
- * Starts a new cluster (initdb, free port, trust auth on loopback only) and returns a handle.
+ * Starts a new cluster (initdb, free port, loopback only) and returns a handle.
  * The caller must `destroy()` it; tests do so in `after.always`.
  */
-export const startPostgres = async (
-  settings: Record<string, string> = {},
-): Promise<TestPostgres> => {
+export const startPostgres = async (options: PostgresOptions = {}): Promise<TestPostgres> => {
   const initdb = join(postgresBin, 'initdb');
   if (!existsSync(initdb)) {
     throw new Error(
@@ -48,29 +65,39 @@ export const startPostgres = async (
   }
   const root = mkdtempSync(join(tmpdir(), 'secretid-pg-'));
   chmodSync(root, 0o755);
-  if (isRoot) {
-    const uid = Number(execFileSync('id', ['-u', 'postgres']).toString());
-    const gid = Number(execFileSync('id', ['-g', 'postgres']).toString());
-    chownSync(root, uid, gid);
-  }
+  if (isRoot) chownSync(root, ownerIds().uid, ownerIds().gid);
+  const ownedFile = (name: string, text: string) => {
+    const path = join(root, name);
+    writeFileSync(path, text, { mode: 0o600 });
+    if (isRoot) chownSync(path, ownerIds().uid, ownerIds().gid);
+    return path;
+  };
   const dataDirectory = join(root, 'data');
   const port = await freePort();
+  const authentication = options.superuserPassword
+    ? ['--pwfile', ownedFile('superuser-password', `${options.superuserPassword}\n`)]
+    : ['--auth=trust'];
   runAsOwner(initdb, [
     '-D',
     dataDirectory,
     '-U',
     'postgres',
-    '--auth=trust',
     '-E',
     'UTF8',
     '--no-sync',
+    ...authentication,
+    ...(options.initdbArgs ?? []),
   ]);
-  const options = [
+  const serverOptions = [
+    ...(options.configFile
+      ? [`-c config_file=${ownedFile('postgresql.conf', options.configFile)}`]
+      : []),
+    ...(options.hbaFile ? [`-c hba_file=${ownedFile('pg_hba.conf', options.hbaFile)}`] : []),
     `-p ${port}`,
     `-k ${root}`,
     '-c listen_addresses=127.0.0.1',
     '-c fsync=off',
-    ...Object.entries(settings).map(([key, value]) => `-c ${key}=${value}`),
+    ...Object.entries(options.settings ?? {}).map(([key, value]) => `-c ${key}=${value}`),
   ].join(' ');
   const pgCtl = join(postgresBin, 'pg_ctl');
   const start = () =>
@@ -78,7 +105,7 @@ export const startPostgres = async (
       '-D',
       dataDirectory,
       '-o',
-      options,
+      serverOptions,
       '-l',
       join(root, 'server.log'),
       '-w',
@@ -86,11 +113,16 @@ export const startPostgres = async (
     ]);
   const stop = () => void runAsOwner(pgCtl, ['-D', dataDirectory, '-m', 'fast', '-w', 'stop']);
   start();
-  const url = (database = 'postgres', user = 'postgres', password?: string) =>
+  const url = (
+    database = 'postgres',
+    user = 'postgres',
+    password = user === 'postgres' ? options.superuserPassword : undefined,
+  ) =>
     `postgres://${encodeURIComponent(user)}${password ? `:${encodeURIComponent(password)}` : ''}@127.0.0.1:${port}/${database}`;
   return {
     port,
     dataDirectory,
+    socketDirectory: root,
     url,
     psql: (sqlText, database = 'postgres') =>
       execFileSync(

@@ -1,0 +1,122 @@
+{{/* Chart name, truncated to a DNS label. */}}
+{{- define "secretid.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Object-name prefix: the release name, with the chart name unless the release already holds it. */}}
+{{- define "secretid.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/* A component's object name: <fullname>-<component>, within 63 characters. */}}
+{{- define "secretid.componentName" -}}
+{{- printf "%s-%s" (include "secretid.fullname" .root | trunc (int (sub 62 (len .component))) | trimSuffix "-") .component -}}
+{{- end -}}
+
+{{/* Labels that select pods; never includes the chart version. */}}
+{{- define "secretid.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "secretid.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
+{{/* Labels on every object. */}}
+{{- define "secretid.labels" -}}
+{{ include "secretid.selectorLabels" . }}
+app.kubernetes.io/part-of: secretid
+app.kubernetes.io/version: {{ .root.Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .root.Release.Service }}
+helm.sh/chart: {{ printf "%s-%s" .root.Chart.Name .root.Chart.Version | replace "+" "_" }}
+{{- end -}}
+
+{{/* Public host of a function or service: <label>.<domain>. */}}
+{{- define "secretid.host" -}}
+{{- printf "%s.%s" (index .root.Values.hosts .name) .root.Values.domain -}}
+{{- end -}}
+
+{{/* The Secret holding the database passwords. */}}
+{{- define "secretid.credentialsSecret" -}}
+{{- default (include "secretid.componentName" (dict "root" . "component" "credentials")) .Values.credentials.existingSecret -}}
+{{- end -}}
+
+{{/* The PostgreSQL Service's in-cluster DNS name. */}}
+{{- define "secretid.postgresHost" -}}
+{{- printf "%s.%s.svc" (include "secretid.componentName" (dict "root" . "component" "postgres")) .Release.Namespace -}}
+{{- end -}}
+
+{{/* The Secret holding the edge certificate. */}}
+{{- define "secretid.tlsSecret" -}}
+{{- if eq .Values.edge.tls.source "existingSecret" -}}
+{{- .Values.edge.tls.existingSecret -}}
+{{- else -}}
+{{- include "secretid.componentName" (dict "root" . "component" "tls") -}}
+{{- end -}}
+{{- end -}}
+
+{{/* Container security context shared by every container: non-root, nothing extra. */}}
+{{- define "secretid.containerSecurityContext" -}}
+allowPrivilegeEscalation: false
+readOnlyRootFilesystem: true
+runAsNonRoot: true
+runAsUser: {{ .uid }}
+runAsGroup: {{ .uid }}
+capabilities:
+  drop: ["ALL"]
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* Pod security context shared by every pod. */}}
+{{- define "secretid.podSecurityContext" -}}
+runAsNonRoot: true
+runAsUser: {{ .uid }}
+runAsGroup: {{ .uid }}
+fsGroup: {{ .uid }}
+fsGroupChangePolicy: OnRootMismatch
+seccompProfile:
+  type: RuntimeDefault
+{{- end -}}
+
+{{/* The NFS PersistentVolume is cluster-scoped: its name carries the namespace. */}}
+{{- define "secretid.postgresVolumeName" -}}
+{{- printf "%s-%s-postgres-data" .Release.Namespace (include "secretid.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Every host name the edge serves: the three hosts, the configured tag hosts, and a wildcard. */}}
+{{- define "secretid.edgeHosts" -}}
+{{- $root := . -}}
+{{- $hosts := list -}}
+{{- range $name := list "api" "web" "prometheus" -}}
+{{- $hosts = append $hosts (include "secretid.host" (dict "root" $root "name" $name)) -}}
+{{- end -}}
+{{- range $tag := .Values.edge.tls.tags -}}
+{{- range $name := list "api" "web" -}}
+{{- $hosts = append $hosts (printf "%s-%s" $tag (include "secretid.host" (dict "root" $root "name" $name))) -}}
+{{- end -}}
+{{- end -}}
+{{- $hosts = append $hosts (printf "*.%s" .Values.domain) -}}
+{{- toJson $hosts -}}
+{{- end -}}
+
+{{/* Traefik rule for a function: its host and its Knative tag hosts (<tag>-<name>.<domain>). */}}
+{{- define "secretid.functionRule" -}}
+{{- $label := index .root.Values.hosts .name -}}
+{{- $domain := .root.Values.domain -}}
+{{- printf "Host(`%s.%s`) || HostRegexp(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?-%s\\.%s$`)" $label $domain (replace "." "\\." $label) (replace "." "\\." $domain) -}}
+{{- end -}}
+
+{{/* A namespaceSelector for one namespace by its automatic name label. */}}
+{{- define "secretid.namespaceSelector" -}}
+namespaceSelector:
+  matchLabels:
+    kubernetes.io/metadata.name: {{ . }}
+{{- end -}}

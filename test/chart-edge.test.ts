@@ -1,0 +1,256 @@
+/**
+ * The edge and the generated secrets: the certificate the chart makes (real X.509, checked
+ * with node:crypto), the database passwords, and the Traefik routes to Kourier.
+ */
+import { createPrivateKey, X509Certificate } from 'node:crypto';
+import test from 'ava';
+import {
+  type RenderedObject,
+  renderChart,
+  scenarioFiles,
+  scenarioName,
+  secretText,
+  theObject,
+} from './helpers/helm.ts';
+
+const scenario = (name: string) => scenarioFiles.filter((file) => scenarioName(file) === name);
+
+interface TlsMaterial {
+  leaf: X509Certificate;
+  ca: X509Certificate;
+  key: string;
+}
+
+const tlsOf = (objects: RenderedObject[]): TlsMaterial => {
+  const secret = theObject(objects, 'Secret', '-tls');
+  return {
+    leaf: new X509Certificate(secretText(secret, 'tls.crt')),
+    ca: new X509Certificate(secretText(secret, 'ca.crt')),
+    key: secretText(secret, 'tls.key'),
+  };
+};
+
+const subjectAltNames = (certificate: X509Certificate) =>
+  (certificate.subjectAltName ?? '')
+    .split(', ')
+    .map((entry) => entry.replace(/^DNS:/, ''))
+    .sort();
+
+const hostsOf = (domain: string) =>
+  [
+    `api.${domain}`,
+    `web.${domain}`,
+    `prometheus.${domain}`,
+    `candidate-api.${domain}`,
+    `candidate-web.${domain}`,
+    `*.${domain}`,
+  ].sort();
+
+test('the generated TLS Secret holds a leaf for every host, signed by its CA', (t) => {
+  const objects = renderChart();
+  const secret = theObject(objects, 'Secret', '-tls');
+  t.is(secret.type, 'kubernetes.io/tls');
+  t.deepEqual(Object.keys(secret.data as object).sort(), ['ca.crt', 'tls.crt', 'tls.key']);
+  const { leaf, ca, key } = tlsOf(objects);
+  t.deepEqual(subjectAltNames(leaf), hostsOf('secretid'));
+  t.true(ca.ca, 'ca.crt is not a CA certificate');
+  t.false(leaf.ca, 'the leaf must not be a CA');
+  t.true(leaf.checkIssued(ca), 'the leaf is not issued by ca.crt');
+  t.true(leaf.verify(ca.publicKey), 'the leaf signature does not verify with the CA key');
+  t.true(leaf.checkPrivateKey(createPrivateKey(key)), 'tls.key does not match tls.crt');
+  t.is(leaf.checkHost('api.secretid'), 'api.secretid');
+  t.is(leaf.checkHost('web.secretid'), 'web.secretid');
+  // OpenSSL (node:crypto, curl) honours no wildcard with one label after it, so *.secretid
+  // covers nothing on the one-label default domain: tagged hosts are named (edge.tls.tags).
+  t.is(leaf.checkHost('candidate-api.secretid'), 'candidate-api.secretid');
+  t.is(leaf.checkHost('other-api.secretid'), undefined);
+  const days = (Date.parse(leaf.validTo) - Date.parse(leaf.validFrom)) / 86_400_000;
+  t.true(Math.abs(days - 825) <= 1, `valid for ${days} days`);
+});
+
+test('the domain value changes the names in the certificate, tagged hosts included', (t) => {
+  const { leaf, ca } = tlsOf(renderChart({ set: { domain: 'agents.example.org' } }));
+  t.deepEqual(subjectAltNames(leaf), hostsOf('agents.example.org'));
+  t.falsy(leaf.checkHost('api.secretid'));
+  t.true(leaf.verify(ca.publicKey));
+  // With two labels in the domain the wildcard covers Knative's tagged hosts.
+  t.is(leaf.checkHost('candidate-api.agents.example.org'), 'candidate-api.agents.example.org');
+  t.is(leaf.checkHost('other-api.agents.example.org'), '*.agents.example.org');
+});
+
+test('cert-manager gets the same host names, and no certificate is generated', (t) => {
+  const objects = renderChart({ valuesFiles: scenario('cert-manager') });
+  const certificate = theObject(objects, 'Certificate');
+  const spec = certificate.spec as { dnsNames: string[]; secretName: string; issuerRef: object };
+  t.deepEqual([...spec.dnsNames].sort(), hostsOf('agents.example.org'));
+  t.like(spec.issuerRef, {
+    name: 'secretid-issuer',
+    kind: 'ClusterIssuer',
+    group: 'cert-manager.io',
+  });
+  t.false(
+    objects.some((object) => object.kind === 'Secret' && object.type === 'kubernetes.io/tls'),
+  );
+  const route = theObject(objects, 'IngressRoute', '-functions');
+  t.is((route.spec as { tls: { secretName: string } }).tls.secretName, spec.secretName);
+});
+
+test('an existing TLS Secret is used as it is, and nothing TLS is generated', (t) => {
+  const objects = renderChart({ valuesFiles: scenario('existing-secret') });
+  t.false(
+    objects.some((object) => object.kind === 'Certificate' || object.type === 'kubernetes.io/tls'),
+  );
+  const route = theObject(objects, 'IngressRoute', '-functions');
+  t.is((route.spec as { tls: { secretName: string } }).tls.secretName, 'agency-edge-tls');
+});
+
+const passwordsOf = (objects: RenderedObject[]) => {
+  const secret = theObject(objects, 'Secret', '-credentials');
+  return ['superuser-password', 'owner-password', 'reader-password'].map((key) =>
+    secretText(secret, key),
+  );
+};
+
+test('the credentials Secret holds three distinct random passwords, kept on uninstall', (t) => {
+  const objects = renderChart();
+  const secret = theObject(objects, 'Secret', '-credentials');
+  t.deepEqual(Object.keys(secret.data as object).sort(), [
+    'owner-password',
+    'reader-password',
+    'superuser-password',
+  ]);
+  t.is(secret.metadata.annotations?.['helm.sh/resource-policy'], 'keep');
+  const passwords = passwordsOf(objects);
+  for (const password of passwords) t.regex(password, /^[A-Za-z0-9]{32,}$/);
+  t.is(new Set(passwords).size, 3);
+  // Without a cluster, `lookup` finds nothing, so every render draws new passwords; on a
+  // live cluster it returns the Secret and upgrades keep them (see chart/README.md).
+  const again = passwordsOf(renderChart());
+  t.true(again.every((password, index) => password !== passwords[index]));
+});
+
+test('an existing credentials Secret replaces the generated one', (t) => {
+  const objects = renderChart({ valuesFiles: scenario('existing-secret') });
+  t.false(objects.some((object) => object.metadata.name.endsWith('-credentials')));
+});
+
+interface Route {
+  match: string;
+  middlewares?: { name: string }[];
+  services: {
+    kind?: string;
+    name: string;
+    namespace?: string;
+    port?: number;
+    passHostHeader?: boolean;
+  }[];
+}
+const routesOf = (route: RenderedObject) =>
+  (route.spec as { routes: Route[]; entryPoints: string[] }).routes;
+
+/** The regular expressions of a Traefik rule's HostRegexp matchers, as JavaScript RegExps. */
+const hostRegexps = (rule: string) =>
+  [...rule.matchAll(/HostRegexp\(`([^`]+)`\)/g)].map((match) => new RegExp(match[1] as string));
+/** The exact hosts of a rule's Host matchers. */
+const exactHosts = (rule: string) =>
+  [...rule.matchAll(/Host\(`([^`]+)`\)/g)].map((match) => match[1]);
+/** Whether a host matches a rule made of Host and HostRegexp matchers joined by ||. */
+const ruleMatches = (rule: string, host: string) =>
+  exactHosts(rule).includes(host) || hostRegexps(rule).some((pattern) => pattern.test(host));
+
+test('api and web hosts, with their tagged hosts, go to Kourier with the Host header', (t) => {
+  const objects = renderChart({
+    set: {
+      'edge.kourier.namespace': 'gateway',
+      'edge.kourier.service': 'kourier-ext',
+      'edge.kourier.port': 8080,
+    },
+  });
+  const route = theObject(objects, 'IngressRoute', '-functions');
+  t.deepEqual((route.spec as { entryPoints: string[] }).entryPoints, ['websecure']);
+  const routes = routesOf(route);
+  t.is(routes.length, 2);
+  const headers = theObject(objects, 'Middleware', '-secure-headers');
+  for (const { match, middlewares, services } of routes) {
+    t.deepEqual(services, [
+      {
+        kind: 'Service',
+        name: 'kourier-ext',
+        namespace: 'gateway',
+        port: 8080,
+        passHostHeader: true,
+      },
+    ]);
+    t.deepEqual(middlewares, [{ name: headers.metadata.name }]);
+    t.is(hostRegexps(match).length, 1, match);
+  }
+  const [api, web] = routes.map((entry) => entry.match) as [string, string];
+  const expectations: [string, string, boolean][] = [
+    [api, 'api.secretid', true],
+    [api, 'candidate-api.secretid', true],
+    [api, 'v2-api.secretid', true],
+    [api, 'api.secretid.evil.com', false],
+    [api, 'evil-api.secretid.com', false],
+    [api, '-api.secretid', false],
+    [api, 'candidate-apixsecretid', false],
+    [api, 'web.secretid', false],
+    [web, 'web.secretid', true],
+    [web, 'v2-web.secretid', true],
+    [web, 'candidate-web.secretid', true],
+    [web, 'web.secretid.evil.com', false],
+    [web, 'evil-web.secretid.com', false],
+    [web, 'candidate-api.secretid', false],
+  ];
+  for (const [rule, host, expected] of expectations) {
+    t.is(ruleMatches(rule, host), expected, `${rule} on ${host}`);
+  }
+});
+
+test('the host rules follow the domain and escape its dots', (t) => {
+  const objects = renderChart({ set: { domain: 'agents.example.org' } });
+  const [api] = routesOf(theObject(objects, 'IngressRoute', '-functions')).map(
+    (entry) => entry.match,
+  ) as [string];
+  t.true(ruleMatches(api, 'api.agents.example.org'));
+  t.true(ruleMatches(api, 'candidate-api.agents.example.org'));
+  t.false(ruleMatches(api, 'candidate-api.agentsxexample.org'));
+  t.false(ruleMatches(api, 'candidate-api.secretid'));
+});
+
+test('plain HTTP only redirects to HTTPS, for every host the edge serves', (t) => {
+  const objects = renderChart();
+  const route = theObject(objects, 'IngressRoute', '-http');
+  t.deepEqual((route.spec as { entryPoints: string[] }).entryPoints, ['web']);
+  t.false('tls' in (route.spec as object));
+  const [http] = routesOf(route) as [Route];
+  const redirect = theObject(objects, 'Middleware', '-redirect-https');
+  t.deepEqual(http.middlewares, [{ name: redirect.metadata.name }]);
+  t.deepEqual(redirect.spec, { redirectScheme: { scheme: 'https', permanent: true } });
+  t.deepEqual(http.services, [{ kind: 'TraefikService', name: 'noop@internal' }]);
+  for (const host of ['api.secretid', 'web.secretid', 'prometheus.secretid', 'v2-web.secretid']) {
+    t.true(ruleMatches(http.match, host), host);
+  }
+  t.false(ruleMatches(http.match, 'api.secretid.evil.com'));
+});
+
+test('TLS 1.2 at least, and HSTS on every HTTPS answer', (t) => {
+  const objects = renderChart();
+  const option = theObject(objects, 'TLSOption', '-edge');
+  t.is((option.spec as { minVersion: string }).minVersion, 'VersionTLS12');
+  const strict = renderChart({ set: { 'edge.tls.minVersion': 'VersionTLS13' } });
+  t.is(
+    (theObject(strict, 'TLSOption', '-edge').spec as { minVersion: string }).minVersion,
+    'VersionTLS13',
+  );
+  const headers = theObject(objects, 'Middleware', '-secure-headers').spec as {
+    headers: { stsSeconds: number; stsIncludeSubdomains: boolean; forceSTSHeader: boolean };
+  };
+  t.true(headers.headers.stsSeconds > 0);
+  t.is(headers.headers.stsSeconds, 31_536_000);
+  t.true(headers.headers.forceSTSHeader);
+  const route = theObject(objects, 'IngressRoute', '-functions');
+  t.is(
+    (route.spec as { tls: { options: { name: string } } }).tls.options.name,
+    option.metadata.name,
+  );
+});
