@@ -3,11 +3,11 @@
  * no pod, a port, Secret key or middleware that does not exist, or an environment variable the
  * code never reads fails here, in every scenario and for both installations.
  */
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
+import { functionEnvironment, libpqVariables, namesRead } from './helpers/environment.ts';
 import {
   chartDirectory,
   describe,
@@ -463,28 +463,12 @@ const databaseAddressProblems = ({ objects, values, namespace }: Render) => {
   return problems;
 };
 
-/** Names a source file reads, found by a pattern whose first group is the name. */
-const namesRead = (file: string, pattern: RegExp) =>
-  new Set([...readFileSync(file, 'utf8').matchAll(pattern)].map((match) => match[1] as string));
-
-const apiReads = namesRead(
-  'functions/api/src/server.ts',
-  /\b(?:integer|url|text|oneOf)\(\s*env,\s*'([A-Z0-9_]+)'/g,
-);
+const apiReads = functionEnvironment.api;
 const seederReads = namesRead('db-seed/src/cli.ts', /process\.env\.([A-Z0-9_]+)/g);
 const ensureRolesReads = namesRead(
   join(chartDirectory, 'files/postgres/ensure-roles.sh'),
   /\$\{?!?([A-Z][A-Z0-9_]+)/g,
 );
-/** libpq reads these itself: pg (the seeder's driver) and psql honour them. */
-const libpqVariables = new Set([
-  'PGHOST',
-  'PGPORT',
-  'PGUSER',
-  'PGPASSWORD',
-  'PGDATABASE',
-  'PGSSLMODE',
-]);
 
 /** The environment the chart writes is what the code reads. */
 const environmentProblems = ({ objects }: Render) => {
