@@ -1,4 +1,4 @@
-import type { Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { describeError, type Logger } from './logger.ts';
@@ -43,8 +43,16 @@ export const startServer = async (options: {
   const shutdown = (reason: string) => {
     stopping ??= (async () => {
       logger.info('shutting down: draining in-flight requests', { reason });
+      // server.close() closes only the connections idle at that moment; a keep-alive connection
+      // busy with a request would stay open and keep taking requests until the drain timeout
+      // cut it. So from now on every response says `Connection: close`, and connections are
+      // closed as soon as they fall idle. Nothing of this runs before shutdown.
+      server.prependListener('request', (_request: IncomingMessage, response: ServerResponse) => {
+        response.shouldKeepAlive = false;
+      });
       const drained = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeIdleConnections();
+      const closeIdle = setInterval(() => server.closeIdleConnections(), 25);
       const timer = setTimeout(() => {
         logger.warn('drain timeout reached; closing remaining connections', {
           drainTimeoutMs: options.drainTimeoutMs,
@@ -53,6 +61,7 @@ export const startServer = async (options: {
       }, options.drainTimeoutMs);
       await drained;
       clearTimeout(timer);
+      clearInterval(closeIdle);
       try {
         await options.onClose?.();
       } catch (error) {
