@@ -1,15 +1,25 @@
 /**
  * The edge and the generated secrets: the certificate the chart makes (real X.509, checked
- * with node:crypto), the database passwords, and the Traefik routes to Kourier.
+ * with node:crypto), the database passwords, the Traefik routes to Kourier, and Prometheus
+ * behind basic auth (its htpasswd line, its route, and the NetworkPolicy that admits only
+ * Traefik).
  */
+import { spawnSync } from 'node:child_process';
 import { createPrivateKey, X509Certificate } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import test from 'ava';
 import {
+  type LabelSelector,
+  ofKind,
+  podTemplates,
   type RenderedObject,
   renderChart,
   scenarioFiles,
   scenarioName,
   secretText,
+  selects,
   theObject,
 } from './helpers/helm.ts';
 
@@ -104,25 +114,26 @@ test('an existing TLS Secret is used as it is, and nothing TLS is generated', (t
   t.is((route.spec as { tls: { secretName: string } }).tls.secretName, 'agency-edge-tls');
 });
 
+const passwordKeys = [
+  'superuser-password',
+  'owner-password',
+  'reader-password',
+  'monitor-password',
+];
+
 const passwordsOf = (objects: RenderedObject[]) => {
   const secret = theObject(objects, 'Secret', '-credentials');
-  return ['superuser-password', 'owner-password', 'reader-password'].map((key) =>
-    secretText(secret, key),
-  );
+  return passwordKeys.map((key) => secretText(secret, key));
 };
 
-test('the credentials Secret holds three distinct random passwords, kept on uninstall', (t) => {
+test('the credentials Secret holds four distinct random passwords, kept on uninstall', (t) => {
   const objects = renderChart();
   const secret = theObject(objects, 'Secret', '-credentials');
-  t.deepEqual(Object.keys(secret.data as object).sort(), [
-    'owner-password',
-    'reader-password',
-    'superuser-password',
-  ]);
+  t.deepEqual(Object.keys(secret.data as object).sort(), [...passwordKeys].sort());
   t.is(secret.metadata.annotations?.['helm.sh/resource-policy'], 'keep');
   const passwords = passwordsOf(objects);
   for (const password of passwords) t.regex(password, /^[A-Za-z0-9]{32,}$/);
-  t.is(new Set(passwords).size, 3);
+  t.is(new Set(passwords).size, passwordKeys.length);
   // Without a cluster, `lookup` finds nothing, so every render draws new passwords; on a
   // live cluster it returns the Secret and upgrades keep them (see chart/README.md).
   const again = passwordsOf(renderChart());
@@ -253,4 +264,157 @@ test('TLS 1.2 at least, and HSTS on every HTTPS answer', (t) => {
     (route.spec as { tls: { options: { name: string } } }).tls.options.name,
     option.metadata.name,
   );
+});
+
+/**
+ * Whether an htpasswd line's bcrypt hash verifies a password, with what this machine has:
+ * Apache's `htpasswd -vb` if installed, else Perl's crypt(), which uses the system's libcrypt
+ * (libxcrypt on Debian, which knows bcrypt; checked first on OpenBSD's test vector). Undefined
+ * when neither can: then only the line's format is checked. Nothing is installed for this.
+ */
+const verifyHtpasswd = (line: string, user: string, password: string) => {
+  const directory = mkdtempSync(join(tmpdir(), 'secretid-htpasswd-'));
+  try {
+    const file = join(directory, 'users');
+    writeFileSync(file, `${line}\n`);
+    const htpasswd = spawnSync('htpasswd', ['-vb', file, user, password], { encoding: 'utf8' });
+    if (!htpasswd.error) return { verifier: 'htpasswd -vb', ok: htpasswd.status === 0 };
+  } finally {
+    rmSync(directory, { recursive: true, force: true });
+  }
+  const perlCrypt = (plain: string, hash: string) => {
+    const result = spawnSync(
+      'perl',
+      ['-e', 'my $c = crypt($ENV{P}, $ENV{H}); exit((defined $c && $c eq $ENV{H}) ? 0 : 1)'],
+      { env: { PATH: process.env.PATH ?? '', P: plain, H: hash } },
+    );
+    return result.error ? undefined : result.status === 0;
+  };
+  const vector = '$2a$05$CCCCCCCCCCCCCCCCCCCCC.E5YPO9kmyuRGyh0XouQYb4YMJKvyOeW';
+  if (perlCrypt('U*U', vector) !== true || perlCrypt('U*V', vector) !== false) return undefined;
+  return {
+    verifier: "perl's crypt (libcrypt bcrypt)",
+    ok: perlCrypt(password, line.slice(user.length + 1)),
+  };
+};
+
+test('the Prometheus basic-auth Secret holds a bcrypt htpasswd line for its password', (t) => {
+  const objects = renderChart();
+  const secret = theObject(objects, 'Secret', '-prometheus-auth');
+  t.deepEqual(Object.keys(secret.data as object).sort(), ['password', 'username', 'users']);
+  const users = secretText(secret, 'users');
+  const username = secretText(secret, 'username');
+  const password = secretText(secret, 'password');
+  t.is(username, 'admin');
+  t.regex(password, /^[A-Za-z0-9]{32}$/);
+  // One line: the user, then a bcrypt hash ($2a$, $2b$ or $2y$, a two-digit cost, 22 characters
+  // of salt and 31 of hash), which is what Traefik's basicAuth accepts.
+  t.regex(users, /^admin:\$2[aby]\$\d\d\$[./A-Za-z0-9]{53}$/);
+  t.true(Number(users.split('$')[2]) >= 10, 'bcrypt cost below 10');
+  const verified = verifyHtpasswd(users, username, password);
+  if (verified) {
+    t.true(verified.ok, `${verified.verifier}: the hash does not verify the password`);
+    t.false(
+      verifyHtpasswd(users, username, `${password}x`)?.ok,
+      `${verified.verifier} accepts a wrong password`,
+    );
+    t.log(`verified with ${verified.verifier}`);
+  } else {
+    t.log('no bcrypt verifier on this machine (htpasswd, perl crypt): format checked only');
+  }
+  // Every render without a cluster draws a new password (lookup finds nothing).
+  const again = secretText(theObject(renderChart(), 'Secret', '-prometheus-auth'), 'password');
+  t.not(again, password);
+  const renamed = renderChart({ set: { 'prometheus.basicAuth.username': 'watcher' } });
+  t.regex(secretText(theObject(renamed, 'Secret', '-prometheus-auth'), 'users'), /^watcher:\$2/);
+});
+
+test('an existing basic-auth Secret replaces the generated one', (t) => {
+  const objects = renderChart({ set: { 'prometheus.basicAuth.existingSecret': 'agency-users' } });
+  t.false(
+    objects.some(
+      (object) => object.metadata.name.endsWith('-prometheus-auth') && object.kind === 'Secret',
+    ),
+  );
+  const middleware = theObject(objects, 'Middleware', '-prometheus-auth');
+  t.is((middleware.spec as { basicAuth: { secret: string } }).basicAuth.secret, 'agency-users');
+});
+
+test('prometheus.<domain> goes to Prometheus on 9090, behind basic auth first', (t) => {
+  for (const domain of ['secretid', 'agents.example.org']) {
+    const objects = renderChart({ set: { domain } });
+    const route = theObject(objects, 'IngressRoute', '-prometheus');
+    const spec = route.spec as {
+      entryPoints: string[];
+      routes: Route[];
+      tls: { secretName: string; options: { name: string } };
+    };
+    t.deepEqual(spec.entryPoints, ['websecure']);
+    t.is(spec.routes.length, 1);
+    const [only] = spec.routes as [Route];
+    t.is(only.match, `Host(\`prometheus.${domain}\`)`);
+    t.deepEqual(hostRegexps(only.match), []);
+    t.true(ruleMatches(only.match, `prometheus.${domain}`));
+    for (const host of [`api.${domain}`, `prometheus.${domain}.evil.com`, `x-prometheus.${domain}`])
+      t.false(ruleMatches(only.match, host), host);
+    const service = theObject(objects, 'Service', '-prometheus');
+    t.deepEqual(only.services, [{ kind: 'Service', name: service.metadata.name, port: 9090 }]);
+    t.true((service.spec as { ports: { port: number }[] }).ports.some(({ port }) => port === 9090));
+    const auth = theObject(objects, 'Middleware', '-prometheus-auth');
+    const headers = theObject(objects, 'Middleware', '-secure-headers');
+    // Basic auth first: nothing else runs for a request without the password.
+    t.deepEqual(only.middlewares, [{ name: auth.metadata.name }, { name: headers.metadata.name }]);
+    t.like(auth.spec, {
+      basicAuth: {
+        secret: theObject(objects, 'Secret', '-prometheus-auth').metadata.name,
+        removeHeader: true,
+      },
+    });
+    const functions = theObject(objects, 'IngressRoute', '-functions').spec as typeof spec;
+    t.deepEqual(spec.tls, functions.tls);
+    t.true(
+      new X509Certificate(secretText(theObject(objects, 'Secret', '-tls'), 'tls.crt')).checkHost(
+        `prometheus.${domain}`,
+      ) !== undefined,
+    );
+  }
+});
+
+test("Prometheus's NetworkPolicy admits only Traefik's namespace, on 9090", (t) => {
+  for (const traefikNamespace of ['kube-system', 'traefik']) {
+    const objects = renderChart({ set: { 'monitoring.traefikNamespace': traefikNamespace } });
+    const [prometheus] = podTemplates([theObject(objects, 'Deployment', '-prometheus')]);
+    const labels = (prometheus?.template.metadata?.labels ?? {}) as Record<string, string>;
+    const policy = theObject(objects, 'NetworkPolicy', '-prometheus');
+    const spec = policy.spec as {
+      podSelector: LabelSelector;
+      policyTypes: string[];
+      ingress: unknown[];
+    };
+    t.true(selects(spec.podSelector, labels));
+    t.true(spec.policyTypes.includes('Ingress'));
+    t.deepEqual(spec.ingress, [
+      {
+        from: [
+          {
+            namespaceSelector: { matchLabels: { 'kubernetes.io/metadata.name': traefikNamespace } },
+          },
+        ],
+        ports: [{ protocol: 'TCP', port: 9090 }],
+      },
+    ]);
+    // No other policy lets anything else in to Prometheus.
+    const others = ofKind(objects, 'NetworkPolicy').filter((other) => {
+      const otherSpec = other.spec as { podSelector: LabelSelector; ingress?: unknown[] };
+      return (
+        other !== policy &&
+        selects(otherSpec.podSelector, labels) &&
+        (otherSpec.ingress ?? []).length > 0
+      );
+    });
+    t.deepEqual(
+      others.map((other) => other.metadata.name),
+      [],
+    );
+  }
 });

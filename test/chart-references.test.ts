@@ -3,16 +3,21 @@
  * no pod, a port, Secret key or middleware that does not exist, or an environment variable the
  * code never reads fails here, in every scenario and for both installations.
  */
-import { join } from 'node:path';
+import { readdirSync } from 'node:fs';
+import { join, posix } from 'node:path';
 import test from 'ava';
 import type { IContainer } from 'kubernetes-models/v1/Container';
 import type { IPodSpec } from 'kubernetes-models/v1/PodSpec';
+import { parse } from 'yaml';
 import { functionEnvironment, libpqVariables, namesRead } from './helpers/environment.ts';
 import {
   chartDirectory,
+  chartName,
+  clusterScopedKinds,
   describe,
   effectiveValues,
   externalPodLabels,
+  externalWorkloads,
   installations,
   type LabelSelector,
   type Labels,
@@ -26,6 +31,7 @@ import {
   scenarioName,
   selects,
   stringValue,
+  theObject,
   valueAt,
 } from './helpers/helm.ts';
 
@@ -56,7 +62,7 @@ const renders: Render[] = [
       }),
     ),
   ),
-  render('non-default port, database, roles, key name and Kourier', {
+  render('non-default port, database, roles, key names, Kourier and monitoring', {
     release: 'agency-7',
     namespace: 'field-ops',
     set: {
@@ -64,10 +70,28 @@ const renders: Render[] = [
       'postgres.database': 'identities',
       'credentials.roles.owner': 'identity_owner',
       'credentials.roles.reader': 'identity_reader',
+      'credentials.roles.monitor': 'identity_monitor',
       'credentials.keys.readerPassword': 'api-password',
+      'credentials.keys.monitorPassword': 'exporter-password',
       'edge.kourier.namespace': 'gateway',
       'edge.kourier.port': 8080,
+      'postgresExporter.port': 9188,
+      'monitoring.traefikNamespace': 'traefik',
+      'monitoring.traefikMetricsPort': 9101,
+      'prometheus.basicAuth.existingSecret': 'agency-prometheus-users',
+      'prometheus.storage.persistent': false,
     },
+  }),
+  render('Prometheus alone: no kube-state-metrics, no exporter', {
+    release: 'agency-7',
+    namespace: 'field-ops',
+    set: { 'kubeStateMetrics.enabled': false, 'postgresExporter.enabled': false },
+  }),
+  render('monitoring without Prometheus', {
+    set: { 'prometheus.enabled': false },
+  }),
+  render('monitoring off', {
+    set: { 'monitoring.enabled': false },
   }),
 ];
 
@@ -167,6 +191,8 @@ const keyStores = ({ objects, values }: Pick<Render, 'objects' | 'values'>) => {
   if (stringValue(values, 'edge.tls.source') === 'existingSecret') {
     secrets.set(stringValue(values, 'edge.tls.existingSecret'), new Set(['tls.crt', 'tls.key']));
   }
+  const basicAuth = stringValue(values, 'prometheus.basicAuth.existingSecret');
+  if (basicAuth) secrets.set(basicAuth, new Set(['users']));
   return { secrets, configMaps };
 };
 
@@ -285,26 +311,73 @@ interface PolicyRule {
   ports?: { port?: number | string; protocol?: string }[];
 }
 
+/** A pod a policy can select: a rendered pod template or an external workload's pods. */
+interface PolicyTarget {
+  what: string;
+  labels: Labels;
+  ports: (number | string)[];
+}
+
+/** The rendered pods and the external workloads' pods of a render, with their ports. */
+const policyTargets = ({ objects, release }: Render): PolicyTarget[] => [
+  ...podTemplates(objects).map((pod) => ({
+    what: describe(pod.owner),
+    labels: podLabels(pod),
+    ports: (pod.template.spec?.containers ?? []).flatMap((container) =>
+      (container.ports ?? []).flatMap((port) => [
+        port.containerPort,
+        ...(port.name ? [port.name] : []),
+      ]),
+    ),
+  })),
+  ...externalWorkloads.map((workload, index) => ({
+    what: `${workload.component} (${workload.deployedBy})`,
+    labels: externalPodLabels(release)[index] as Labels,
+    ports: [...workload.ports],
+  })),
+];
+
+/** The components a selector names, by matchLabels or an In expression. */
+const componentsNamed = (selector?: LabelSelector) => [
+  ...(selector?.matchLabels?.['app.kubernetes.io/component'] !== undefined
+    ? [selector.matchLabels['app.kubernetes.io/component']]
+    : []),
+  ...(selector?.matchExpressions ?? [])
+    .filter(({ key, operator }) => key === 'app.kubernetes.io/component' && operator === 'In')
+    .flatMap((expression) => expression.values ?? []),
+];
+
 /**
- * NetworkPolicies select pods that exist (in the output or among the external workloads),
- * and a rule's ports are ports of the pods it opens.
+ * NetworkPolicies select pods that exist (in the output or among the external workloads), name
+ * no component that nothing runs, and a rule's ports are real: each port is a port of at least
+ * one pod it opens, and each pod it opens has at least one of the ports (a policy that selects
+ * several kinds of pods, like the scrape policy, opens each of them on its own ports).
  */
-const networkPolicyProblems = ({ objects, release }: Render) => {
-  const templates = podTemplates(objects);
-  const external = externalPodLabels(release);
-  const selectedTemplates = (selector?: LabelSelector) =>
-    templates.filter((pod) => selects(selector, podLabels(pod)));
-  const selectsSomething = (selector?: LabelSelector) =>
-    selectedTemplates(selector).length > 0 || external.some((labels) => selects(selector, labels));
-  const portProblems = (where: string, ports: PolicyRule['ports'], pods: PodTemplate[]) =>
-    (ports ?? []).flatMap(({ port }) =>
-      port === undefined
-        ? []
-        : pods
-            .filter(({ template }) => !hasPort(template.spec?.containers ?? [], port))
-            .map(({ owner }) => `${where}: port ${port} is not a port of ${describe(owner)}`),
-    );
-  return ofKind(objects, 'NetworkPolicy').flatMap((policy) => {
+const networkPolicyProblems = (current: Render) => {
+  const targets = policyTargets(current);
+  const running = new Set(targets.map((target) => target.labels['app.kubernetes.io/component']));
+  const selected = (selector?: LabelSelector) =>
+    targets.filter((target) => selects(selector, target.labels));
+  const portProblems = (where: string, ports: PolicyRule['ports'], pods: PolicyTarget[]) => {
+    const declared = (ports ?? []).flatMap(({ port }) => (port === undefined ? [] : [port]));
+    if (declared.length === 0) return [];
+    return [
+      ...declared
+        .filter((port) => !pods.some((pod) => pod.ports.includes(port)))
+        .map(
+          (port) =>
+            `${where}: port ${port} is not a port of any pod it opens (${pods.map((pod) => pod.what).join(', ')})`,
+        ),
+      ...pods
+        .filter((pod) => !declared.some((port) => pod.ports.includes(port)))
+        .map((pod) => `${where}: opens ${pod.what} on none of its ports (${declared.join(', ')})`),
+    ];
+  };
+  const unknownComponents = (where: string, selector?: LabelSelector) =>
+    componentsNamed(selector)
+      .filter((component) => !running.has(component))
+      .map((component) => `${where}: names component ${component}, which nothing runs`);
+  return ofKind(current.objects, 'NetworkPolicy').flatMap((policy) => {
     const {
       podSelector,
       ingress = [],
@@ -315,25 +388,25 @@ const networkPolicyProblems = ({ objects, release }: Render) => {
       egress?: PolicyRule[];
     }>(policy);
     const where = describe(policy);
-    const problems = selectsSomething(podSelector) ? [] : [`${where}: podSelector selects no pod`];
+    const problems =
+      selected(podSelector).length > 0 ? [] : [`${where}: podSelector selects no pod`];
+    problems.push(...unknownComponents(where, podSelector));
     const samePodPeers = (peers: PolicyPeer[] = []) =>
       peers.filter((peer) => peer.podSelector && !peer.namespaceSelector);
     for (const rule of ingress) {
       for (const peer of samePodPeers(rule.from)) {
-        if (!selectsSomething(peer.podSelector))
+        if (selected(peer.podSelector).length === 0)
           problems.push(`${where}: an ingress peer selects no pod`);
+        problems.push(...unknownComponents(`${where} ingress peer`, peer.podSelector));
       }
-      problems.push(
-        ...portProblems(`${where} ingress`, rule.ports, selectedTemplates(podSelector)),
-      );
+      problems.push(...portProblems(`${where} ingress`, rule.ports, selected(podSelector)));
     }
     for (const rule of egress) {
       for (const peer of samePodPeers(rule.to)) {
-        if (!selectsSomething(peer.podSelector))
+        if (selected(peer.podSelector).length === 0)
           problems.push(`${where}: an egress peer selects no pod`);
-        problems.push(
-          ...portProblems(`${where} egress`, rule.ports, selectedTemplates(peer.podSelector)),
-        );
+        problems.push(...unknownComponents(`${where} egress peer`, peer.podSelector));
+        problems.push(...portProblems(`${where} egress`, rule.ports, selected(peer.podSelector)));
       }
     }
     return problems;
@@ -345,7 +418,7 @@ interface Route {
   services?: { kind?: string; name: string; namespace?: string; port?: number | string }[];
 }
 
-/** IngressRoutes name middlewares, TLS options, Secrets and Services that exist. */
+/** IngressRoutes name middlewares, TLS options, Secrets and Services (and their ports) that exist. */
 const ingressRouteProblems = ({ objects, values, namespace }: Render) => {
   const { secrets } = keyStores({ objects, values });
   const certificateSecrets = ofKind(objects, 'Certificate').map(
@@ -387,8 +460,14 @@ const ingressRouteProblems = ({ objects, values, namespace }: Render) => {
               `${where}: service ${JSON.stringify(target)} is not Kourier ${JSON.stringify(kourier)}`,
             );
           }
-        } else if (!byName(objects, 'Service', service.name)) {
-          problems.push(`${where}: Service ${service.name} is not rendered`);
+        } else {
+          const target = byName(objects, 'Service', service.name);
+          const ports = target
+            ? (spec<{ ports?: { name?: string; port: number }[] }>(target).ports ?? [])
+            : [];
+          if (!target) problems.push(`${where}: Service ${service.name} is not rendered`);
+          else if (!ports.some((port) => port.port === service.port || port.name === service.port))
+            problems.push(`${where}: Service ${service.name} has no port ${service.port}`);
         }
       }
     }
@@ -495,6 +574,333 @@ const environmentProblems = ({ objects }: Render) => {
   return problems;
 };
 
+/** Basic-auth middlewares read a Secret that exists and holds "users" (htpasswd lines). */
+const middlewareProblems = ({ objects, values }: Render) => {
+  const { secrets } = keyStores({ objects, values });
+  return ofKind(objects, 'Middleware').flatMap((middleware) => {
+    const { basicAuth } = spec<{ basicAuth?: { secret?: string } }>(middleware);
+    if (!basicAuth) return [];
+    const keys = secrets.get(basicAuth.secret ?? '');
+    return keys?.has('users')
+      ? []
+      : [
+          `${describe(middleware)}: basicAuth Secret ${basicAuth.secret} is neither rendered nor external, or has no key users`,
+        ];
+  });
+};
+
+interface Subject {
+  kind: string;
+  name: string;
+  namespace?: string;
+}
+
+/**
+ * RBAC holds together: every ServiceAccount a pod names is rendered and used; every binding
+ * binds rendered ServiceAccounts of the release's namespace (no users, no groups) to a rendered
+ * role; every role is bound.
+ */
+const rbacProblems = ({ objects, namespace }: Render) => {
+  const problems: string[] = [];
+  const accounts = ofKind(objects, 'ServiceAccount').map((account) => account.metadata.name);
+  const used = new Set<string>();
+  for (const { owner, template } of podTemplates(objects)) {
+    const account = template.spec?.serviceAccountName;
+    if (!account) continue;
+    used.add(account);
+    if (!accounts.includes(account))
+      problems.push(`${describe(owner)}: ServiceAccount ${account} is not rendered`);
+  }
+  for (const account of accounts.filter((name) => !used.has(name)))
+    problems.push(`ServiceAccount/${account}: no pod uses it`);
+  const bindings = [...ofKind(objects, 'ClusterRoleBinding'), ...ofKind(objects, 'RoleBinding')];
+  const bound = new Set<string>();
+  for (const binding of bindings) {
+    const where = describe(binding);
+    const roleRef = binding.roleRef as { apiGroup: string; kind: string; name: string };
+    bound.add(`${roleRef.kind}/${roleRef.name}`);
+    if (roleRef.apiGroup !== 'rbac.authorization.k8s.io')
+      problems.push(`${where}: roleRef apiGroup ${roleRef.apiGroup}`);
+    if (binding.kind === 'ClusterRoleBinding' && roleRef.kind !== 'ClusterRole')
+      problems.push(`${where}: roleRef kind ${roleRef.kind}`);
+    if (!byName(objects, roleRef.kind, roleRef.name))
+      problems.push(`${where}: ${roleRef.kind} ${roleRef.name} is not rendered`);
+    const subjects = (binding.subjects ?? []) as Subject[];
+    if (subjects.length === 0) problems.push(`${where}: no subjects`);
+    for (const subject of subjects) {
+      if (subject.kind !== 'ServiceAccount') {
+        problems.push(`${where}: binds a ${subject.kind} (${subject.name})`);
+      } else if (
+        (subject.namespace ?? binding.metadata.namespace) !== namespace ||
+        !accounts.includes(subject.name)
+      ) {
+        problems.push(
+          `${where}: subject ServiceAccount ${subject.namespace}/${subject.name} is not a rendered ServiceAccount of ${namespace}`,
+        );
+      }
+    }
+  }
+  for (const role of [...ofKind(objects, 'ClusterRole'), ...ofKind(objects, 'Role')]) {
+    if (!bound.has(describe(role))) problems.push(`${describe(role)}: no binding uses it`);
+  }
+  return problems;
+};
+
+/** Cluster-scoped objects carry the namespace and the release's prefix in their names. */
+const clusterScopedProblems = ({ objects, namespace, release }: Render) => {
+  const fullname = release.includes(chartName) ? release : `${release}-${chartName}`;
+  return objects
+    .filter((object) => clusterScopedKinds.includes(object.kind))
+    .filter(
+      (object) =>
+        !object.metadata.name.startsWith(`${namespace}-${fullname}-`) ||
+        object.metadata.namespace !== undefined,
+    )
+    .map((object) => `${describe(object)}: not named ${namespace}-${fullname}-*, or namespaced`);
+};
+
+/** Variables postgres_exporter reads (its README: DATA_SOURCE_* and PG_EXPORTER_*). */
+const exporterVariables =
+  /^(DATA_SOURCE_(NAME|URI|USER|USER_FILE|PASS|PASS_FILE)|PG_EXPORTER_[A-Z_]+)$/;
+
+/**
+ * The exporter sidecar reads the PostgreSQL server of its own pod, on the server's port and
+ * database, as the monitor role, with the password ensure-roles gives that role, and listens
+ * on the port the pod declares and announces.
+ */
+const exporterProblems = ({ objects, values }: Render) => {
+  const [postgres] = podTemplates(ofKind(objects, 'StatefulSet'));
+  const exporter = postgres?.template.spec?.containers.find(
+    (container) => container.name === 'postgres-exporter',
+  );
+  const enabled =
+    valueAt(values, 'monitoring.enabled') && valueAt(values, 'postgresExporter.enabled');
+  if (!enabled) return exporter ? ['the exporter runs although switched off'] : [];
+  if (!postgres || !exporter) return ['no postgres-exporter container in the PostgreSQL pod'];
+  const problems: string[] = [];
+  const variable = (name: string) => exporter.env?.find((entry) => entry.name === name);
+  const monitor = stringValue(values, 'credentials.roles.monitor');
+  if (variable('DATA_SOURCE_USER')?.value !== monitor)
+    problems.push(
+      `exporter: DATA_SOURCE_USER is ${variable('DATA_SOURCE_USER')?.value}, not ${monitor}`,
+    );
+  const address = new URL(`postgres://${variable('DATA_SOURCE_URI')?.value ?? ''}`);
+  const expected = `127.0.0.1:${valueAt(values, 'postgres.port')}/${stringValue(values, 'postgres.database')}`;
+  const found = `${address.hostname}:${address.port || '5432'}${address.pathname}`;
+  if (found !== expected) problems.push(`exporter: connects to ${found}, not ${expected}`);
+  const password = variable('DATA_SOURCE_PASS')?.valueFrom?.secretKeyRef;
+  const key = stringValue(values, 'credentials.keys.monitorPassword');
+  if (password?.key !== key)
+    problems.push(`exporter: DATA_SOURCE_PASS key ${password?.key}, not ${key}`);
+  const ensureRoles = findContainer(objects, 'Job', 'ensure-roles');
+  if (ensureRoles) {
+    const given = ensureRoles.env?.find((entry) => entry.name === 'MONITOR_PASSWORD')?.valueFrom
+      ?.secretKeyRef;
+    if (JSON.stringify(given) !== JSON.stringify(password))
+      problems.push(
+        `exporter: its password ${JSON.stringify(password)} is not the one ensure-roles sets (${JSON.stringify(given)})`,
+      );
+    if (envValue(ensureRoles, 'MONITOR_ROLE') !== monitor)
+      problems.push(`ensure-roles: MONITOR_ROLE is ${envValue(ensureRoles, 'MONITOR_ROLE')}`);
+  }
+  for (const { name } of exporter.env ?? []) {
+    if (!exporterVariables.test(name))
+      problems.push(`exporter: ${name} is not read by postgres_exporter`);
+  }
+  const port = Number(valueAt(values, 'postgresExporter.port'));
+  const listen = (exporter.args ?? []).find((arg) => arg.startsWith('--web.listen-address='));
+  if (!listen?.endsWith(`:${port}`)) problems.push(`exporter: listens on ${listen}, not :${port}`);
+  if (
+    !(exporter.ports ?? []).some(
+      (declared) => declared.containerPort === port && declared.name === 'metrics',
+    )
+  )
+    problems.push(`exporter: declares no port ${port} named metrics`);
+  const annotations = postgres.template.metadata?.annotations ?? {};
+  if (annotations['prometheus.io/port'] !== String(port))
+    problems.push(`PostgreSQL pod: prometheus.io/port is ${annotations['prometheus.io/port']}`);
+  return problems;
+};
+
+interface ScrapeJob {
+  job_name: string;
+  kubernetes_sd_configs?: { role: string; namespaces?: { names?: string[] } }[];
+  relabel_configs?: {
+    source_labels?: string[];
+    regex?: string;
+    action?: string;
+    replacement?: string;
+    target_label?: string;
+  }[];
+}
+
+/** Prometheus anchors its relabelling regular expressions. */
+const fullMatch = (regex: string | undefined, value: string) =>
+  regex !== undefined && new RegExp(`^(?:${regex})$`).test(value);
+/** A file glob of rule_files as a regular expression ("*" and "?" stay within a directory). */
+const globPattern = (glob: string) =>
+  new RegExp(
+    `^${glob
+      .replace(/[.+^${}()|[\]\\]/g, '\\$&')
+      .replaceAll('*', '[^/]*')
+      .replaceAll('?', '[^/]')}$`,
+  );
+/** The rule files the chart ships (chart/files/prometheus/rules/*.yml). */
+const ruleFiles = readdirSync(join(chartDirectory, 'files/prometheus/rules'))
+  .filter((file) => file.endsWith('.yml'))
+  .sort();
+
+/**
+ * Prometheus's configuration and its pod agree with the output: the configuration and every
+ * rule file are mounted where --config.file and rule_files look, the TSDB is on the rendered
+ * claim (or an emptyDir), and the scrape jobs name what the chart renders: the kube-state-metrics
+ * Service and its port, the exporter's pod and port, the release's namespace, Traefik's.
+ */
+const prometheusProblems = ({ objects, values, namespace }: Render) => {
+  const deployment = objects.find(
+    (object) => object.kind === 'Deployment' && object.metadata.name.endsWith('-prometheus'),
+  );
+  if (!deployment) return [];
+  const problems: string[] = [];
+  const [pod] = podTemplates([deployment]) as [PodTemplate];
+  const container = pod.template.spec?.containers.find((entry) => entry.name === 'prometheus');
+  const flag = (name: string) =>
+    (container?.args ?? []).find((arg) => arg.startsWith(`--${name}=`))?.split('=')[1];
+  const configMap = byName(objects, 'ConfigMap', deployment.metadata.name);
+  if (!container || !configMap) return ['no prometheus container or ConfigMap'];
+  const data = (configMap.data ?? {}) as Record<string, string>;
+  // Files: every key of the ConfigMap, mounted under the paths Prometheus reads.
+  if (
+    JSON.stringify(Object.keys(data).sort()) !==
+    JSON.stringify(['prometheus.yml', ...ruleFiles].sort())
+  )
+    problems.push(`ConfigMap keys ${Object.keys(data)} are not prometheus.yml and ${ruleFiles}`);
+  const volumes = pod.template.spec?.volumes ?? [];
+  const paths = new Map<string, string>();
+  for (const mount of container.volumeMounts ?? []) {
+    const source = volumes.find((volume) => volume.name === mount.name)?.configMap;
+    if (source?.name !== configMap.metadata.name) continue;
+    const items = source.items ?? Object.keys(data).map((key) => ({ key, path: key }));
+    for (const item of items) paths.set(item.key, posix.join(mount.mountPath, item.path));
+  }
+  for (const key of Object.keys(data).filter((key) => !paths.has(key)))
+    problems.push(`ConfigMap key ${key} is not mounted in the prometheus container`);
+  if (flag('config.file') !== paths.get('prometheus.yml'))
+    problems.push(
+      `--config.file ${flag('config.file')} is not where prometheus.yml is mounted (${paths.get('prometheus.yml')})`,
+    );
+  const config = parse(data['prometheus.yml'] ?? '') as {
+    rule_files?: string[];
+    scrape_configs: ScrapeJob[];
+  };
+  const globs = (config.rule_files ?? []).map((glob) => ({ glob, pattern: globPattern(glob) }));
+  for (const file of ruleFiles) {
+    const path = paths.get(file);
+    if (path && !globs.some(({ pattern }) => pattern.test(path)))
+      problems.push(`rule file ${file} is mounted at ${path}, which no rule_files glob finds`);
+    const groups = (parse(data[file] ?? '') as { groups?: unknown[] } | null)?.groups;
+    if (!Array.isArray(groups) || groups.length === 0)
+      problems.push(`rule file ${file} has no groups`);
+  }
+  for (const { glob, pattern } of globs) {
+    if (![...paths.values()].some((path) => pattern.test(path)))
+      problems.push(`rule_files ${glob} finds no mounted file`);
+  }
+  // Storage: the rendered claim, or an emptyDir; mounted where --storage.tsdb.path points.
+  const dataMount = (container.volumeMounts ?? []).find(
+    (mount) => mount.mountPath === flag('storage.tsdb.path'),
+  );
+  const dataVolume = volumes.find((volume) => volume.name === dataMount?.name);
+  if (valueAt(values, 'prometheus.storage.persistent')) {
+    const claim = dataVolume?.persistentVolumeClaim?.claimName;
+    if (!claim || !byName(objects, 'PersistentVolumeClaim', claim))
+      problems.push(`the TSDB is not on a rendered claim (${claim})`);
+  } else if (!dataVolume?.emptyDir) problems.push('the TSDB is not on an emptyDir');
+  // Jobs.
+  const jobs = new Map(config.scrape_configs.map((job) => [job.job_name, job]));
+  const keep = (job: ScrapeJob | undefined, label: string) =>
+    job?.relabel_configs?.find(
+      (rule) => (rule.action ?? 'replace') === 'keep' && rule.source_labels?.[0] === label,
+    )?.regex;
+  const knative = valueAt(values, 'networkPolicy.knativeNamespaces') as string[];
+  const traefik = stringValue(values, 'monitoring.traefikNamespace');
+  for (const job of config.scrape_configs) {
+    for (const name of job.kubernetes_sd_configs?.flatMap((sd) => sd.namespaces?.names ?? []) ??
+      []) {
+      if (name !== namespace && name !== traefik && !knative.includes(name))
+        problems.push(`job ${job.job_name} discovers in namespace ${name}`);
+    }
+  }
+  const namespacesOf = (name: string) =>
+    jobs.get(name)?.kubernetes_sd_configs?.flatMap((sd) => sd.namespaces?.names ?? []) ?? [];
+  for (const name of [
+    'secretid-functions',
+    'kube-state-metrics',
+    'postgres-exporter',
+    'knative-queue-proxy',
+  ]) {
+    if (JSON.stringify(namespacesOf(name)) !== JSON.stringify([namespace]))
+      problems.push(`job ${name} discovers in ${namespacesOf(name)}, not ${namespace}`);
+  }
+  if (JSON.stringify(namespacesOf('traefik')) !== JSON.stringify([traefik]))
+    problems.push(`job traefik discovers in ${namespacesOf('traefik')}, not ${traefik}`);
+  const traefikPort = `:${valueAt(values, 'monitoring.traefikMetricsPort')}`;
+  if (
+    !jobs
+      .get('traefik')
+      ?.relabel_configs?.some(
+        (rule) => rule.target_label === '__address__' && rule.replacement?.endsWith(traefikPort),
+      )
+  )
+    problems.push(`job traefik does not scrape port ${traefikPort}`);
+  // kube-state-metrics: the job keeps exactly the rendered Service, on one of its ports.
+  const serviceRegex = keep(jobs.get('kube-state-metrics'), '__meta_kubernetes_service_name');
+  const kept = ofKind(objects, 'Service').filter((service) =>
+    fullMatch(serviceRegex, service.metadata.name),
+  );
+  const kubeStateMetrics = ofKind(objects, 'Service').find((service) =>
+    service.metadata.name.endsWith('-kube-state-metrics'),
+  );
+  if (kubeStateMetrics && (kept.length !== 1 || kept[0] !== kubeStateMetrics))
+    problems.push(
+      `job kube-state-metrics keeps Services ${kept.map(describe)}, not ${kubeStateMetrics.metadata.name}`,
+    );
+  if (!kubeStateMetrics && kept.length > 0)
+    problems.push(`job kube-state-metrics keeps ${kept.map(describe)} with kube-state-metrics off`);
+  if (kubeStateMetrics) {
+    const portRegex = keep(jobs.get('kube-state-metrics'), '__meta_kubernetes_endpoint_port_name');
+    const ports = spec<{ ports: { name?: string }[] }>(kubeStateMetrics).ports;
+    if (!ports.some((port) => fullMatch(portRegex, port.name ?? '')))
+      problems.push(
+        `job kube-state-metrics keeps port ${portRegex}, which Service ${kubeStateMetrics.metadata.name} does not have`,
+      );
+  }
+  // The exporter: the job keeps the PostgreSQL pod (and only it) by component, and its port.
+  const exporterJob = jobs.get('postgres-exporter');
+  const componentRegex = keep(
+    exporterJob,
+    '__meta_kubernetes_pod_label_app_kubernetes_io_component',
+  );
+  const portRegex = keep(exporterJob, '__meta_kubernetes_pod_container_port_name');
+  const scraped = podTemplates(objects).filter(({ template }) =>
+    fullMatch(
+      componentRegex,
+      podLabels({ template } as PodTemplate)['app.kubernetes.io/component'] ?? '',
+    ),
+  );
+  if (scraped.length !== 1 || scraped[0]?.owner.kind !== 'StatefulSet')
+    problems.push(`job postgres-exporter keeps ${scraped.map(({ owner }) => describe(owner))}`);
+  const exporterOn = valueAt(values, 'postgresExporter.enabled');
+  const exporterPorts = scraped.flatMap(({ template }) =>
+    (template.spec?.containers ?? []).flatMap((entry) => entry.ports ?? []),
+  );
+  if (exporterOn && !exporterPorts.some((port) => fullMatch(portRegex, port.name ?? '')))
+    problems.push(
+      `job postgres-exporter keeps port ${portRegex}, which the PostgreSQL pod does not declare`,
+    );
+  return problems;
+};
+
 const checks = {
   'Services select rendered pods and target their ports': serviceProblems,
   'StatefulSets have a headless governing Service; selectors match their templates':
@@ -504,6 +910,13 @@ const checks = {
   'probes point at declared container ports': probeProblems,
   'NetworkPolicies select existing pods and open their real ports': networkPolicyProblems,
   'IngressRoutes name rendered middlewares, TLS options, Secrets and Kourier': ingressRouteProblems,
+  'basic-auth middlewares read an existing Secret with users': middlewareProblems,
+  'pods, ServiceAccounts, bindings and roles name each other': rbacProblems,
+  'cluster-scoped objects carry the namespace in their names': clusterScopedProblems,
+  'the exporter reads its own PostgreSQL as the monitor role, on its declared port':
+    exporterProblems,
+  "Prometheus's files are mounted where it reads them; its jobs name the rendered targets":
+    prometheusProblems,
   'database clients use the PostgreSQL Service DNS name, port, database and role':
     databaseAddressProblems,
   'the environment the chart sets is what the API, seeder and role script read':
@@ -525,7 +938,72 @@ test('the code-side name lists are not empty (the greps still find something)', 
     seederReads.has('DATABASE_URL') && seederReads.has('READER_ROLE'),
     [...seederReads].join(),
   );
-  t.true(ensureRolesReads.has('OWNER_PASSWORD'), [...ensureRolesReads].join());
+  t.true(
+    ensureRolesReads.has('OWNER_PASSWORD') && ensureRolesReads.has('MONITOR_PASSWORD'),
+    [...ensureRolesReads].join(),
+  );
+  t.true(ruleFiles.length > 0, 'chart/files/prometheus/rules holds no rule file');
+});
+
+test('the Prometheus TSDB is never on NFS: a claim of its own, or an emptyDir', (t) => {
+  const nfs = renders.find((current) => current.label.startsWith('nfs as agency-7')) as Render;
+  const { objects } = nfs;
+  // PostgreSQL's data is on the NFS volume reserved for its claim...
+  const volume = theObject(objects, 'PersistentVolume', '-postgres-data');
+  t.truthy(spec<{ nfs?: object }>(volume).nfs);
+  t.is(
+    spec<{ volumeName?: string }>(theObject(objects, 'PersistentVolumeClaim', '-postgres-data'))
+      .volumeName,
+    volume.metadata.name,
+  );
+  // ...and Prometheus's claim names no volume, is reserved by none, and keeps the default
+  // storage class: storageClassName "" would make it a candidate for classless static volumes
+  // such as an NFS one.
+  const claim = theObject(objects, 'PersistentVolumeClaim', '-prometheus');
+  const claimSpec = spec<{ volumeName?: string; storageClassName?: string; selector?: object }>(
+    claim,
+  );
+  t.is(claimSpec.volumeName, undefined);
+  t.is(claimSpec.selector, undefined);
+  t.not(claimSpec.storageClassName, '');
+  t.deepEqual(
+    ofKind(objects, 'PersistentVolume')
+      .filter(
+        (candidate) =>
+          spec<{ claimRef?: { name?: string } }>(candidate).claimRef?.name === claim.metadata.name,
+      )
+      .map(describe),
+    [],
+  );
+  const [prometheus] = podTemplates([theObject(objects, 'Deployment', '-prometheus')]);
+  t.deepEqual(
+    prometheus?.template.spec?.volumes?.find((entry) => entry.name === 'data')
+      ?.persistentVolumeClaim,
+    { claimName: claim.metadata.name },
+  );
+  // A storage class of its own when asked for.
+  const classed = renderChart({
+    valuesFiles: scenarioFiles.filter((file) => scenarioName(file) === 'nfs'),
+    set: { 'prometheus.storage.storageClass': 'local-ssd' },
+  });
+  t.is(
+    spec<{ storageClassName?: string }>(theObject(classed, 'PersistentVolumeClaim', '-prometheus'))
+      .storageClassName,
+    'local-ssd',
+  );
+  // Not persistent: an emptyDir and no claim.
+  const ephemeral = renderChart({
+    valuesFiles: scenarioFiles.filter((file) => scenarioName(file) === 'nfs'),
+    set: { 'prometheus.storage.persistent': false },
+  });
+  t.false(
+    ephemeral.some(
+      (object) =>
+        object.kind === 'PersistentVolumeClaim' && object.metadata.name.endsWith('-prometheus'),
+    ),
+  );
+  const [pod] = podTemplates([theObject(ephemeral, 'Deployment', '-prometheus')]);
+  t.deepEqual(pod?.template.spec?.volumes?.find((entry) => entry.name === 'data')?.emptyDir, {});
 });
 
 /** A copy of the NFS render (as agency-7) with some changes, to show that a check notices. */
@@ -556,6 +1034,23 @@ const apply =
   (...changes: ((objects: RenderedObject[]) => void)[]) =>
   (objects: RenderedObject[]) => {
     for (const one of changes) one(objects);
+  };
+
+/** Edits prometheus.yml in the Prometheus ConfigMap. */
+const editConfig = (edit: (text: string) => string) => (objects: RenderedObject[]) => {
+  const config = objects.find(
+    (object) => object.kind === 'ConfigMap' && object.metadata.name.endsWith('-prometheus'),
+  ) as RenderedObject;
+  const data = config.data as Record<string, string>;
+  data['prometheus.yml'] = edit(data['prometheus.yml'] ?? '');
+};
+/** Edits the items of Prometheus's config volume. */
+const editItems =
+  (edit: (items: { key: string; path: string }[]) => { key: string; path: string }[]) =>
+  (objects: RenderedObject[]) => {
+    const [pod] = podTemplates([theObject(objects, 'Deployment', '-prometheus')]);
+    const volume = pod?.template.spec?.volumes?.find((entry) => entry.name === 'config');
+    if (volume?.configMap) volume.configMap.items = edit(volume.configMap.items ?? []);
   };
 
 const drift: [string, (objects: RenderedObject[]) => void, keyof typeof checks, RegExp][] = [
@@ -653,6 +1148,140 @@ const drift: [string, (objects: RenderedObject[]) => void, keyof typeof checks, 
     ),
     'database clients use the PostgreSQL Service DNS name, port, database and role',
     /seed Job: DATABASE_URL .*:5433/,
+  ],
+  [
+    'the scrape policy opens a port none of its pods has',
+    change('NetworkPolicy', '-allow-scrape', 'spec.ingress.0.ports.2.port', 9999),
+    'NetworkPolicies select existing pods and open their real ports',
+    /port 9999 is not a port of any pod it opens/,
+  ],
+  [
+    'the scrape policy selects PostgreSQL without opening the exporter port',
+    change('NetworkPolicy', '-allow-scrape', 'spec.ingress.0.ports', [
+      { protocol: 'TCP', port: 8080 },
+      { protocol: 'TCP', port: 9091 },
+    ]),
+    'NetworkPolicies select existing pods and open their real ports',
+    /opens StatefulSet\/agency-7-secretid-postgres on none of its ports/,
+  ],
+  [
+    'a policy still names the exporter as a separate component',
+    change('NetworkPolicy', '-database-clients', 'spec.podSelector.matchExpressions.2.values', [
+      'api',
+      'seed',
+      'backup',
+      'postgres-exporter',
+    ]),
+    'NetworkPolicies select existing pods and open their real ports',
+    /names component postgres-exporter, which nothing runs/,
+  ],
+  [
+    "the Prometheus route sends traffic to a port its Service doesn't have",
+    change('IngressRoute', '-prometheus', 'spec.routes.0.services.0.port', 9091),
+    'IngressRoutes name rendered middlewares, TLS options, Secrets and Kourier',
+    /Service agency-7-secretid-prometheus has no port 9091/,
+  ],
+  [
+    'basic auth reads a Secret that is not rendered',
+    change('Middleware', '-prometheus-auth', 'spec.basicAuth.secret', 'prometheus-users'),
+    'basic-auth middlewares read an existing Secret with users',
+    /basicAuth Secret prometheus-users/,
+  ],
+  [
+    'a pod runs as a ServiceAccount that is not rendered',
+    change('Deployment', '-kube-state-metrics', `${postgresPod}.serviceAccountName`, 'default'),
+    'pods, ServiceAccounts, bindings and roles name each other',
+    /ServiceAccount default is not rendered[\s\S]*kube-state-metrics: no pod uses it/,
+  ],
+  [
+    "a binding's subject lives in another namespace",
+    change('ClusterRoleBinding', '-prometheus', 'subjects.0.namespace', 'default'),
+    'pods, ServiceAccounts, bindings and roles name each other',
+    /subject ServiceAccount default\/agency-7-secretid-prometheus is not a rendered ServiceAccount of field-ops/,
+  ],
+  [
+    'a binding refers to a role the chart does not render',
+    change('ClusterRoleBinding', '-prometheus', 'roleRef.name', 'cluster-admin'),
+    'pods, ServiceAccounts, bindings and roles name each other',
+    /ClusterRole cluster-admin is not rendered[\s\S]*ClusterRole\/field-ops-agency-7-secretid-prometheus: no binding uses it/,
+  ],
+  [
+    'a ClusterRole named without the namespace',
+    change('ClusterRole', '-prometheus', 'metadata.name', 'agency-7-secretid-prometheus'),
+    'cluster-scoped objects carry the namespace in their names',
+    /ClusterRole\/agency-7-secretid-prometheus: not named field-ops-agency-7-secretid-\*/,
+  ],
+  [
+    'the exporter connects as the reader role',
+    change(
+      'StatefulSet',
+      '-postgres',
+      `${postgresPod}.containers.1.env.1.value`,
+      'secretid_reader',
+    ),
+    'the exporter reads its own PostgreSQL as the monitor role, on its declared port',
+    /DATA_SOURCE_USER is secretid_reader, not secretid_monitor/,
+  ],
+  [
+    "the exporter reads the reader's password",
+    change(
+      'StatefulSet',
+      '-postgres',
+      `${postgresPod}.containers.1.env.2.valueFrom.secretKeyRef.key`,
+      'reader-password',
+    ),
+    'the exporter reads its own PostgreSQL as the monitor role, on its declared port',
+    /DATA_SOURCE_PASS key reader-password[\s\S]*not the one ensure-roles sets/,
+  ],
+  [
+    'the exporter listens on another port than it declares',
+    change(
+      'StatefulSet',
+      '-postgres',
+      `${postgresPod}.containers.1.args.0`,
+      '--web.listen-address=:9100',
+    ),
+    'the exporter reads its own PostgreSQL as the monitor role, on its declared port',
+    /listens on --web.listen-address=:9100, not :9187/,
+  ],
+  [
+    'the kube-state-metrics job keeps a Service the chart does not render',
+    editConfig((text) =>
+      text.replace('"agency-7-secretid-kube-state-metrics"', '"kube-state-metrics"'),
+    ),
+    "Prometheus's files are mounted where it reads them; its jobs name the rendered targets",
+    /job kube-state-metrics keeps Services , not agency-7-secretid-kube-state-metrics/,
+  ],
+  [
+    'a job discovers in a namespace the values do not name',
+    editConfig((text) => text.replace('names: ["field-ops"]', 'names: ["default"]')),
+    "Prometheus's files are mounted where it reads them; its jobs name the rendered targets",
+    /job secretid-functions discovers in namespace default/,
+  ],
+  [
+    'a rule file is not mounted',
+    editItems((items) => items.filter((item) => item.key === 'prometheus.yml')),
+    "Prometheus's files are mounted where it reads them; its jobs name the rendered targets",
+    /ConfigMap key .*\.yml is not mounted[\s\S]*rule_files \/etc\/prometheus\/rules\/\*\.yml finds no mounted file/,
+  ],
+  [
+    'the rule files are mounted where rule_files does not look',
+    editItems((items) =>
+      items.map((item) => ({ ...item, path: item.path.replace(/^rules\//, 'alerts/') })),
+    ),
+    "Prometheus's files are mounted where it reads them; its jobs name the rendered targets",
+    /rule file .* is mounted at \/etc\/prometheus\/alerts\/.*, which no rule_files glob finds/,
+  ],
+  [
+    '--config.file points at a file that is not mounted',
+    change(
+      'Deployment',
+      '-prometheus',
+      `${postgresPod}.containers.0.args.0`,
+      '--config.file=/etc/prometheus/config.yml',
+    ),
+    "Prometheus's files are mounted where it reads them; its jobs name the rendered targets",
+    /--config.file \/etc\/prometheus\/config.yml is not where prometheus.yml is mounted/,
   ],
   [
     'the API ConfigMap sets a variable the API never reads',

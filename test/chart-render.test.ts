@@ -9,13 +9,18 @@ import * as apps from 'kubernetes-models/apps/v1';
 import * as batch from 'kubernetes-models/batch/v1';
 import * as networking from 'kubernetes-models/networking.k8s.io/v1';
 import * as policy from 'kubernetes-models/policy/v1';
+import * as rbac from 'kubernetes-models/rbac.authorization.k8s.io/v1';
 import * as core from 'kubernetes-models/v1';
+import { parse } from 'yaml';
 import {
   chartName,
+  clusterScopedKinds,
   describe,
   effectiveValues,
   helmLint,
   installations,
+  ofKind,
+  podTemplates,
   type RenderedObject,
   renderChart,
   scenarioFiles,
@@ -27,12 +32,13 @@ import {
 type Validator = new (data: unknown) => { validate(): void };
 
 /**
- * Schema models by "apiVersion kind", built from whole API groups: Kubernetes core, apps,
- * batch, networking and policy, Traefik's traefik.io/v1alpha1 and cert-manager's v1. A kind
- * outside these groups has no entry and fails the suite until its models are added here.
+ * Schema models by "apiVersion kind", built from whole API groups: Kubernetes core (with
+ * ServiceAccount), apps, batch, networking, policy and rbac.authorization.k8s.io (ClusterRole,
+ * ClusterRoleBinding), Traefik's traefik.io/v1alpha1 and cert-manager's v1. A kind outside
+ * these groups has no entry and fails the suite until its models are added here.
  */
 const validators = new Map<string, Validator>();
-for (const group of [core, apps, batch, networking, policy, traefik, certManager]) {
+for (const group of [core, apps, batch, networking, policy, rbac, traefik, certManager]) {
   for (const model of Object.values(group) as unknown[]) {
     const { apiVersion, kind } = (model ?? {}) as { apiVersion?: unknown; kind?: unknown };
     if (typeof model === 'function' && typeof apiVersion === 'string' && typeof kind === 'string') {
@@ -109,6 +115,46 @@ const eachLabelMap = (node: unknown, visit: (labels: Record<string, unknown>) =>
 };
 
 /**
+ * The configuration files a ConfigMap carries (prometheus.yml, rule files, dashboards), parsed,
+ * so that the checks below read their fields with their keys instead of one long string, and
+ * without their comments. A file that does not parse is reported. Prometheus's job names, rule
+ * group names and a Grafana dashboard's uid go to `identifiers`: they are the same in every
+ * release by design (the rules and the dashboard select series by job; the dashboard picks its
+ * Prometheus with a datasource variable, so every release ships the same dashboard), and they
+ * name no Kubernetes object.
+ */
+const withEmbeddedFiles = (
+  object: RenderedObject,
+  problems: string[],
+  identifiers: Set<string>,
+): RenderedObject => {
+  if (object.kind !== 'ConfigMap') return object;
+  const data = { ...((object.data ?? {}) as Record<string, string>) } as Record<string, unknown>;
+  for (const [key, text] of Object.entries(data)) {
+    if (typeof text !== 'string' || !/\.(ya?ml|json)$/.test(key)) continue;
+    try {
+      const file = key.endsWith('.json') ? JSON.parse(text) : parse(text);
+      const {
+        scrape_configs: jobs = [],
+        groups = [],
+        uid,
+      } = (file ?? {}) as {
+        scrape_configs?: { job_name: string }[];
+        groups?: { name: string }[];
+        uid?: string;
+      };
+      for (const job of jobs) identifiers.add(job.job_name);
+      for (const group of groups) identifiers.add(group.name);
+      if (key.endsWith('.json') && typeof uid === 'string') identifiers.add(uid);
+      data[key] = file;
+    } catch (error) {
+      problems.push(`${describe(object)}: ${key} does not parse: ${(error as Error).message}`);
+    }
+  }
+  return { ...object, data };
+};
+
+/**
  * Traces of a hard-coded release name or namespace in a render made as `release` in
  * `namespace`: every object name derives from the release, every label names the release
  * or the chart, and every namespace the output mentions is the release's or one the values
@@ -124,11 +170,17 @@ const installationProblems = (
   const problems: string[] = [];
   const fullname = release.includes(chartName) ? release : `${release}-${chartName}`;
   const allowedNamespaces = new Set([namespace, ...externalNamespaces]);
-  for (const object of objects) {
+  const identifiers = new Set<string>();
+  const expanded = objects.map((object) => withEmbeddedFiles(object, problems, identifiers));
+  // Longest first, so that an identifier inside another is not removed from it first.
+  const byLength = [...identifiers].sort((a, b) => b.length - a.length);
+  const withoutIdentifiers = (value: string) =>
+    byLength.reduce((text, identifier) => text.replaceAll(identifier, ''), value);
+  for (const object of expanded) {
     const where = describe(object);
     const { name } = object.metadata;
     if (!name.includes(fullname)) problems.push(`${where}: name does not derive from the release`);
-    if (object.kind === 'PersistentVolume' && !name.includes(namespace)) {
+    if (clusterScopedKinds.includes(object.kind) && !name.includes(namespace)) {
       problems.push(`${where}: a cluster-scoped name must carry the namespace`);
     }
     if (name.replaceAll(fullname, '').includes(chartName)) {
@@ -153,7 +205,8 @@ const installationProblems = (
       }
     });
     eachString(object, (value, key) => {
-      if (key === 'namespace' && !allowedNamespaces.has(value)) {
+      // "names" is where Prometheus's Kubernetes discovery lists its namespaces.
+      if ((key === 'namespace' || key === 'names') && !allowedNamespaces.has(value)) {
         problems.push(`${where}: namespace ${value} is neither the release's nor an external one`);
       }
       for (const match of value.matchAll(/[a-z0-9-]+\.([a-z0-9-]+)\.svc\b/g)) {
@@ -164,9 +217,11 @@ const installationProblems = (
         if (!match[0].startsWith(fullname) && !givenNames.has(service))
           problems.push(`${where}: DNS name ${match[0]} hard-codes a Service`);
       }
-      // Images and names taken from the values (an issuer, an existing Secret) are given.
+      // Images and names taken from the values (an issuer, an existing Secret) are given, and
+      // so are Prometheus's job and rule group names and the dashboard's uid, also inside a
+      // PromQL expression (see withEmbeddedFiles).
       const given = key === 'image' || key === 'helm.sh/chart' || givenNames.has(value);
-      if (!given && value.replaceAll(fullname, '').includes(`${chartName}-`)) {
+      if (!given && withoutIdentifiers(value).replaceAll(fullname, '').includes(`${chartName}-`)) {
         problems.push(`${where}: ${key} "${value.slice(0, 80)}" hard-codes a name`);
       }
     });
@@ -193,6 +248,7 @@ for (const file of scenarioFiles) {
       const externalNamespaces = [
         stringValue(values, 'edge.kourier.namespace'),
         stringValue(values, 'networkPolicy.dnsNamespace'),
+        stringValue(values, 'monitoring.traefikNamespace'),
         ...(valueAt(values, 'networkPolicy.knativeNamespaces') as string[]),
       ];
       const givenNames = new Set<string>();
@@ -217,6 +273,116 @@ test('a 53-character release name (helm maximum) still gives valid, distinct nam
   t.deepEqual(objects.flatMap(schemaProblems), []);
 });
 
+/** The names of the cluster-scoped objects of a render. */
+const clusterScopedNames = (objects: RenderedObject[]) =>
+  objects
+    .filter((object) => clusterScopedKinds.includes(object.kind))
+    .map((object) => `${object.kind}/${object.metadata.name}`);
+
+test('cluster-scoped names carry the namespace: releases in two namespaces never collide', (t) => {
+  const nfs = scenarioFiles.filter((file) => scenarioName(file) === 'nfs');
+  const long = 'agency-of-very-long-names-for-the-secret-identities-7';
+  for (const release of ['secretid', 'agency-7', long]) {
+    const [first, second] = ['default', 'field-ops'].map((namespace) => {
+      const objects = renderChart({ release, namespace, valuesFiles: nfs });
+      const names = clusterScopedNames(objects);
+      t.deepEqual(
+        names.map((name) => name.split('/')[0]).sort(),
+        [
+          'ClusterRole',
+          'ClusterRole',
+          'ClusterRoleBinding',
+          'ClusterRoleBinding',
+          'PersistentVolume',
+        ],
+        `${release} in ${namespace}`,
+      );
+      for (const name of names) t.true(name.split('/')[1]?.includes(namespace), name);
+      return names;
+    }) as [string[], string[]];
+    t.deepEqual(
+      first.filter((name) => second.includes(name)),
+      [],
+      `${release}: shared cluster-scoped names`,
+    );
+  }
+});
+
+test('cluster-scoped names stay distinct when they must be shortened', (t) => {
+  const nfs = scenarioFiles.filter((file) => scenarioName(file) === 'nfs');
+  // Two 53-character releases that differ only in their last character, in one namespace.
+  const [seven, eight] = ['7', '8'].map((last) =>
+    clusterScopedNames(
+      renderChart({
+        release: `agency-of-very-long-names-for-the-secret-identities-${last}`,
+        namespace: 'field-ops',
+        valuesFiles: nfs,
+      }),
+    ),
+  ) as [string[], string[]];
+  t.deepEqual(
+    seven.filter((name) => eight.includes(name)),
+    [],
+  );
+  // A namespace of 63 characters leaves no room for the release: the component part and the
+  // hash keep Prometheus's and kube-state-metrics' roles apart all the same.
+  const namespace = `field-ops-${'x'.repeat(53)}`;
+  t.is(namespace.length, 63);
+  const objects = renderChart({ release: 'agency-7', namespace, valuesFiles: nfs });
+  t.deepEqual(nameProblems(objects), []);
+  t.is(new Set(clusterScopedNames(objects)).size, 5);
+  for (const object of objects.filter((candidate) => candidate.kind.startsWith('Cluster'))) {
+    t.regex(object.metadata.name, /-(prometheus|kube-state-metrics)$/);
+  }
+});
+
+/** Objects of the monitoring parts, told apart by their component label. */
+const monitoringComponents = new Set(['prometheus', 'kube-state-metrics', 'dashboard']);
+const monitoringObjects = (objects: RenderedObject[]) =>
+  objects.filter((object) =>
+    monitoringComponents.has(object.metadata.labels?.['app.kubernetes.io/component'] ?? ''),
+  );
+const containerNames = (objects: RenderedObject[]) =>
+  podTemplates(ofKind(objects, 'StatefulSet')).flatMap(({ template }) =>
+    (template.spec?.containers ?? []).map((container) => container.name),
+  );
+
+test('monitoring switched off renders none of its objects; each part switches alone', (t) => {
+  const off = renderChart({ set: { 'monitoring.enabled': false } });
+  t.deepEqual(off.flatMap(schemaProblems), []);
+  t.deepEqual(monitoringObjects(off).map(describe), []);
+  t.deepEqual(
+    off
+      .filter((object) =>
+        ['ServiceAccount', 'ClusterRole', 'ClusterRoleBinding', 'Deployment'].includes(object.kind),
+      )
+      .map(describe),
+    [],
+  );
+  t.false(off.some((object) => object.metadata.name.endsWith('-allow-scrape')));
+  t.deepEqual(containerNames(off), ['postgres']);
+  const all = renderChart();
+  t.deepEqual(containerNames(all), ['postgres', 'postgres-exporter']);
+  for (const [part, component] of [
+    ['prometheus', 'prometheus'],
+    ['kubeStateMetrics', 'kube-state-metrics'],
+    ['grafanaDashboard', 'dashboard'],
+  ] as const) {
+    const objects = renderChart({ set: { [`${part}.enabled`]: false } });
+    t.deepEqual(objects.flatMap(schemaProblems), [], part);
+    const components = new Set(
+      monitoringObjects(objects).map(
+        (object) => object.metadata.labels?.['app.kubernetes.io/component'],
+      ),
+    );
+    t.false(components.has(component), `${part}.enabled=false still renders ${component}`);
+    t.is(components.size, monitoringComponents.size - 1, part);
+  }
+  const noExporter = renderChart({ set: { 'postgresExporter.enabled': false } });
+  t.deepEqual(containerNames(noExporter), ['postgres']);
+  t.is(monitoringObjects(noExporter).length, monitoringObjects(all).length);
+});
+
 test('optional parts switched off still render valid objects', (t) => {
   const objects = renderChart({
     set: { 'seed.enabled': false, 'edge.enabled': false, 'networkPolicy.enabled': false },
@@ -233,13 +399,17 @@ test('optional parts switched off still render valid objects', (t) => {
 test('the checks fire: an unknown kind, a schema error and a hard-coded name are reported', (t) => {
   const objects = renderChart({ release: 'agency-7', namespace: 'field-ops' });
   const rogue = {
-    apiVersion: 'rbac.authorization.k8s.io/v1',
-    kind: 'Role',
+    apiVersion: 'monitoring.coreos.com/v1',
+    kind: 'ServiceMonitor',
     metadata: { name: 'agency-7-secretid-rogue' },
   };
   t.deepEqual(schemaProblems(rogue), [
-    'Role/agency-7-secretid-rogue: no schema model for rbac.authorization.k8s.io/v1 Role',
+    'ServiceMonitor/agency-7-secretid-rogue: no schema model for monitoring.coreos.com/v1 ServiceMonitor',
   ]);
+  const role = objects.find((object) => object.kind === 'ClusterRole') as RenderedObject;
+  const badRole = structuredClone(role);
+  (badRole.rules as { verbs: unknown }[])[0] = { verbs: 'get' };
+  t.regex(schemaProblems(badRole).join(), /verbs must be array/);
   const statefulSet = objects.find((object) => object.kind === 'StatefulSet') as RenderedObject;
   const broken = structuredClone(statefulSet);
   (broken.spec as { replicas: unknown }).replicas = 'one';
@@ -258,5 +428,25 @@ test('the checks fire: an unknown kind, a schema error and a hard-coded name are
     installationProblems([JSON.parse(text)], 'agency-7', 'field-ops', []).some((problem) =>
       problem.includes('in another namespace'),
     ),
+  );
+  // Inside prometheus.yml: another namespace to discover, a hard-coded Service to keep.
+  const config = structuredClone(
+    objects.find(
+      (object) => object.kind === 'ConfigMap' && object.metadata.name.endsWith('-prometheus'),
+    ) as RenderedObject,
+  );
+  const data = config.data as Record<string, string>;
+  data['prometheus.yml'] = (data['prometheus.yml'] ?? '')
+    .replace('names: ["field-ops"]', 'names: ["default"]')
+    .replace('"agency-7-secretid-kube-state-metrics"', '"secretid-kube-state-metrics"');
+  const inConfig = installationProblems([config], 'agency-7', 'field-ops', []).join('\n');
+  t.regex(inConfig, /namespace default is neither/);
+  t.regex(inConfig, /regex "secretid-kube-state-metrics" hard-codes a name/);
+  // A ClusterRole named without the namespace.
+  const unscoped = structuredClone(role);
+  unscoped.metadata.name = unscoped.metadata.name.replace('field-ops-', '');
+  t.regex(
+    installationProblems([unscoped], 'agency-7', 'field-ops', []).join(),
+    /a cluster-scoped name must carry the namespace/,
   );
 });

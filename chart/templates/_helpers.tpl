@@ -86,9 +86,26 @@ seccompProfile:
   type: RuntimeDefault
 {{- end -}}
 
+{{/*
+A cluster-scoped object's name (PersistentVolume, ClusterRole, ClusterRoleBinding):
+<namespace>-<fullname>-<component>, so releases in different namespaces never share one. When
+that is longer than 63 characters, the prefix is cut and a hash of namespace and fullname keeps
+it unique, while the component stays whole (two components never truncate to the same name).
+*/}}
+{{- define "secretid.clusterScopedName" -}}
+{{- $prefix := printf "%s-%s" .root.Release.Namespace (include "secretid.fullname" .root) -}}
+{{- $name := printf "%s-%s" $prefix .component -}}
+{{- if le (len $name) 63 -}}
+{{- $name -}}
+{{- else -}}
+{{- $hash := printf "%s/%s" .root.Release.Namespace (include "secretid.fullname" .root) | sha256sum | trunc 8 -}}
+{{- printf "%s-%s-%s" ($prefix | trunc (int (sub 53 (len .component))) | trimSuffix "-") $hash .component -}}
+{{- end -}}
+{{- end -}}
+
 {{/* The NFS PersistentVolume is cluster-scoped: its name carries the namespace. */}}
 {{- define "secretid.postgresVolumeName" -}}
-{{- printf "%s-%s-postgres-data" .Release.Namespace (include "secretid.fullname" .) | trunc 63 | trimSuffix "-" -}}
+{{- include "secretid.clusterScopedName" (dict "root" . "component" "postgres-data") -}}
 {{- end -}}
 
 {{/* Every host name the edge serves: the three hosts, the configured tag hosts, and a wildcard. */}}
@@ -119,4 +136,14 @@ seccompProfile:
 namespaceSelector:
   matchLabels:
     kubernetes.io/metadata.name: {{ . }}
+{{- end -}}
+
+{{/* Whether a monitoring part is on: its own switch and monitoring.enabled. */}}
+{{- define "secretid.monitoring" -}}
+{{- if and .root.Values.monitoring.enabled (index .root.Values .part).enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/* kube-state-metrics collectors: the kinds the rules use, and the ClusterRole's resources. */}}
+{{- define "secretid.kubeStateMetricsResources" -}}
+cronjobs,deployments,jobs,nodes,persistentvolumeclaims,persistentvolumes,pods,statefulsets
 {{- end -}}

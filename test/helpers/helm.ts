@@ -246,20 +246,43 @@ export const podTemplates = (objects: RenderedObject[]): PodTemplate[] =>
     return template ? [{ owner, template }] : [];
   });
 
+/** The container ports of a Knative Service's pods in knative/services/<name>.yaml. */
+const knativeContainerPorts = (component: string): number[] => {
+  const service = parse(readFileSync(join('knative', 'services', `${component}.yaml`), 'utf8')) as {
+    spec: { template: { spec: { containers: { ports?: { containerPort: number }[] }[] } } };
+  };
+  return service.spec.template.spec.containers.flatMap((container) =>
+    (container.ports ?? []).map((port) => port.containerPort),
+  );
+};
+
+/**
+ * Ports of Knative's queue-proxy, the sidecar Knative adds to every function pod (reserved by
+ * Knative, see knative.dev/serving's queue constants): only the one the chart opens is listed.
+ */
+export const queueProxyPorts = [{ port: 9091, name: 'http-usermetric', use: 'request metrics' }];
+
 /**
  * Workloads the chart's NetworkPolicies govern that other parts of the project deploy: the
- * Knative functions (knative/), and the backup and metrics-exporter jobs later chart issues
- * add. Their pods carry the chart's selector labels with these components. One list, so a
- * policy that selects anything else fails the suite.
+ * Knative functions (knative/) and the backup jobs a later chart issue adds. Their pods carry
+ * the chart's selector labels with these components, and listen on these ports: the
+ * functions on their container port (from knative/services/*.yaml) and on the queue-proxy's
+ * ports that Knative adds to their pods. One list, so a policy that selects anything else, or
+ * opens a port none of its pods has, fails the suite. (The PostgreSQL exporter is no longer
+ * here: it is a sidecar of the chart's PostgreSQL pod.)
  */
 export const externalWorkloads = [
-  { component: 'api', deployedBy: 'the Knative Service for the API (knative/)' },
-  { component: 'web', deployedBy: 'the Knative Service for the page (knative/)' },
-  { component: 'backup', deployedBy: 'the backup CronJobs (a later chart issue)' },
   {
-    component: 'postgres-exporter',
-    deployedBy: 'the PostgreSQL metrics exporter (a later chart issue)',
+    component: 'api',
+    deployedBy: 'the Knative Service for the API (knative/services/api.yaml)',
+    ports: [...knativeContainerPorts('api'), ...queueProxyPorts.map(({ port }) => port)],
   },
+  {
+    component: 'web',
+    deployedBy: 'the Knative Service for the page (knative/services/web.yaml)',
+    ports: [...knativeContainerPorts('web'), ...queueProxyPorts.map(({ port }) => port)],
+  },
+  { component: 'backup', deployedBy: 'the backup CronJobs (a later chart issue)', ports: [] },
 ] as const;
 
 /** The pod labels of the external workloads for a release. */
@@ -269,6 +292,61 @@ export const externalPodLabels = (release: string, name = chartName): Labels[] =
     'app.kubernetes.io/instance': release,
     'app.kubernetes.io/component': component,
   }));
+
+/** Kinds without a namespace: their names must carry the release's namespace. */
+export const clusterScopedKinds = ['PersistentVolume', 'ClusterRole', 'ClusterRoleBinding'];
+
+/** An RBAC rule as rendered. */
+export interface RbacRule {
+  apiGroups?: string[];
+  resources?: string[];
+  resourceNames?: string[];
+  nonResourceURLs?: string[];
+  verbs: string[];
+}
+
+/** Verbs that only read. */
+export const readOnlyVerbs = new Set(['get', 'list', 'watch']);
+
+/**
+ * The Roles and ClusterRoles of the output that a ServiceAccount of the release's namespace is
+ * bound to, through the output's RoleBindings and ClusterRoleBindings; a binding whose role is
+ * not rendered yields a placeholder without rules, so it cannot pass for read-only.
+ */
+export const rolesBoundTo = (
+  objects: RenderedObject[],
+  namespace: string,
+  serviceAccount: string,
+): RenderedObject[] =>
+  objects
+    .filter((object) => object.kind === 'RoleBinding' || object.kind === 'ClusterRoleBinding')
+    .filter((binding) =>
+      ((binding.subjects ?? []) as { kind: string; name: string; namespace?: string }[]).some(
+        (subject) =>
+          subject.kind === 'ServiceAccount' &&
+          subject.name === serviceAccount &&
+          (subject.namespace ?? binding.metadata.namespace ?? namespace) === namespace,
+      ),
+    )
+    .map((binding) => {
+      const { kind, name } = binding.roleRef as { kind: string; name: string };
+      return (
+        objects.find((object) => object.kind === kind && object.metadata.name === name) ?? {
+          apiVersion: 'rbac.authorization.k8s.io/v1',
+          kind,
+          metadata: { name: `${name} (not rendered)` },
+        }
+      );
+    });
+
+/** Whether a role's rules only read (verbs within get, list and watch). */
+export const onlyReads = (role: RenderedObject) =>
+  ((role.rules as RbacRule[] | undefined) ?? [undefined]).every(
+    (rule) =>
+      rule !== undefined &&
+      rule.verbs.length > 0 &&
+      rule.verbs.every((verb) => readOnlyVerbs.has(verb)),
+  );
 
 /** "Kind/name", for messages. */
 export const describe = (object: RenderedObject) => `${object.kind}/${object.metadata.name}`;

@@ -4,10 +4,11 @@
 # upgrade, so a changed Secret takes effect). Runs as the PostgreSQL superuser through psql.
 #
 # Environment: PGHOST, PGPORT, PGUSER (superuser), PGPASSWORD, DATABASE, OWNER_ROLE,
-# OWNER_PASSWORD, READER_ROLE, READER_PASSWORD, WAIT_SECONDS (default 300).
+# OWNER_PASSWORD, READER_ROLE, READER_PASSWORD, MONITOR_ROLE, MONITOR_PASSWORD,
+# WAIT_SECONDS (default 300).
 set -euo pipefail
 
-for name in PGHOST PGUSER PGPASSWORD DATABASE OWNER_ROLE OWNER_PASSWORD READER_ROLE READER_PASSWORD; do
+for name in PGHOST PGUSER PGPASSWORD DATABASE OWNER_ROLE OWNER_PASSWORD READER_ROLE READER_PASSWORD MONITOR_ROLE MONITOR_PASSWORD; do
   if [ -z "${!name:-}" ]; then
     echo "ensure-roles: $name is required" >&2
     exit 2
@@ -30,10 +31,11 @@ psql_as_superuser() {
   psql -X -q -v ON_ERROR_STOP=1 \
     -v owner="$OWNER_ROLE" -v owner_password="$OWNER_PASSWORD" \
     -v reader="$READER_ROLE" -v reader_password="$READER_PASSWORD" \
+    -v monitor="$MONITOR_ROLE" -v monitor_password="$MONITOR_PASSWORD" \
     -v database="$DATABASE" "$@"
 }
 
-echo "ensure-roles: roles ${OWNER_ROLE} (owner) and ${READER_ROLE} (read-only)"
+echo "ensure-roles: roles ${OWNER_ROLE} (owner), ${READER_ROLE} (read-only), ${MONITOR_ROLE} (monitoring)"
 psql_as_superuser -d postgres <<'SQL'
 SELECT format(CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'owner')
                    THEN 'ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L'
@@ -43,11 +45,17 @@ SELECT format(CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'reader'
                    THEN 'ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L'
                    ELSE 'CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L' END,
               :'reader', :'reader_password') \gexec
+SELECT format(CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'monitor')
+                   THEN 'ALTER ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L'
+                   ELSE 'CREATE ROLE %I LOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE PASSWORD %L' END,
+              :'monitor', :'monitor_password') \gexec
+-- Statistics only (pg_stat_*, settings): the exporter's role reads no table.
+SELECT format('GRANT pg_monitor TO %I', :'monitor') \gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'database', :'owner')
 WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'database') \gexec
 SELECT format('ALTER DATABASE %I OWNER TO %I', :'database', :'owner') \gexec
 SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', :'database') \gexec
-SELECT format('GRANT CONNECT ON DATABASE %I TO %I, %I', :'database', :'owner', :'reader') \gexec
+SELECT format('GRANT CONNECT ON DATABASE %I TO %I, %I, %I', :'database', :'owner', :'reader', :'monitor') \gexec
 SQL
 
 echo "ensure-roles: schema public of ${DATABASE} belongs to ${OWNER_ROLE}"
