@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# PostgreSQL's archive_command: copies one finished WAL segment into the WAL archive.
+#
+#   archive_command = '/path/archive-wal.sh %p %f'        (archive directory from WAL_ARCHIVE_DIR)
+#   archive_command = '/path/archive-wal.sh %p %f /dir'   (archive directory as third argument)
+#
+# %p is the segment's path relative to the data directory (the server's working directory),
+# %f its file name. The copy goes to a temporary name in the archive, is flushed to disk, then
+# renamed, so the archive never holds a half-written segment under a real name. An existing
+# file of the same name is never overwritten: same content (the server retries a segment whose
+# success it did not record, e.g. after a crash) is success, different content is an error.
+# Exit 0 tells PostgreSQL the segment is safe and may be recycled; anything else makes it keep
+# the segment and retry. Messages go to stderr, which the server writes to its log.
+set -euo pipefail
+
+fail() {
+  echo "archive-wal: ERROR: $*" >&2
+  exit 1
+}
+
+[ "$#" -eq 2 ] || [ "$#" -eq 3 ] || {
+  echo "archive-wal: usage: archive-wal.sh %p %f [archive-directory] (or WAL_ARCHIVE_DIR)" >&2
+  exit 2
+}
+source_path="$1"
+file_name="$2"
+archive="${3:-${WAL_ARCHIVE_DIR:-}}"
+[ -n "$archive" ] || {
+  echo "archive-wal: WAL_ARCHIVE_DIR is required (or pass the archive directory as third argument)" >&2
+  exit 2
+}
+
+case "$file_name" in
+  "" | */* | .*) fail "refusing file name '$file_name' (expected a WAL file name such as 000000010000000000000001)" ;;
+esac
+[ -f "$source_path" ] || fail "$source_path (for $file_name) is not a file (working directory $(pwd))"
+[ -d "$archive" ] || fail "archive directory $archive does not exist (is the backup volume mounted?)"
+if ! [ -w "$archive" ] || ! [ -x "$archive" ]; then
+  fail "archive directory $archive is not writable by uid $(id -u)"
+fi
+
+target="$archive/$file_name"
+if [ -e "$target" ]; then
+  existing=$(sha256sum "$target" | cut -d' ' -f1) || fail "cannot read the existing $target"
+  incoming=$(sha256sum "$source_path" | cut -d' ' -f1) || fail "cannot read $source_path"
+  if [ "$existing" = "$incoming" ]; then
+    echo "archive-wal: $file_name is already archived with identical content (sha256 $existing); nothing to do" >&2
+    exit 0
+  fi
+  fail "$target already exists with DIFFERENT content (archived sha256 $existing, this server's sha256 $incoming); refusing to overwrite it. Two servers may be archiving into the same directory, or the archive belongs to an older cluster: move the archive aside or fix archive_command"
+fi
+
+temporary="$archive/.$file_name.$$.tmp"
+trap 'rm -f "$temporary"' EXIT
+cp "$source_path" "$temporary" || fail "copying $source_path to $temporary failed"
+sync "$temporary" || fail "flushing $temporary to disk failed"
+# The server archives one segment at a time, so nothing else creates $target meanwhile.
+mv -f "$temporary" "$target" || fail "renaming $temporary to $target failed"
+sync "$archive" || fail "flushing the directory $archive failed"

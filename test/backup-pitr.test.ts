@@ -1,0 +1,407 @@
+/**
+ * The chart's physical backup scripts (chart/files/backup/archive-wal.sh, base-backup.sh,
+ * restore-pitr.sh) run for real: PostgreSQL 15 servers archive their WAL through
+ * archive-wal.sh, base backups are taken as the server's OS user (uid 999 in the chart), and
+ * point-in-time recoveries are started with pg_ctl on the restored data directory and checked
+ * row by row, including a recovery from the oldest base backup retention keeps.
+ */
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import test from 'ava';
+import {
+  archiveCommand,
+  type DataDirectoryServer,
+  mustSucceed,
+  passwordHba,
+  psqlUrl,
+  runBackupScript,
+  serverOwnedDirectory,
+  startDataDirectory,
+  tableChecksums,
+  waitFor,
+} from './helpers/backup.ts';
+import { createNamesDatabase } from './helpers/names-database.ts';
+import { startPostgres, type TestPostgres } from './helpers/postgres.ts';
+
+const password = 'pitr-test-superuser-password';
+const cleanups: Array<() => void> = [];
+test.after.always(() => {
+  for (const cleanup of cleanups.reverse()) {
+    try {
+      cleanup();
+    } catch {
+      // keep cleaning up
+    }
+  }
+});
+const directory = (prefix: string) => {
+  const path = serverOwnedDirectory(prefix);
+  cleanups.push(() => rmSync(path, { recursive: true, force: true }));
+  return path;
+};
+
+/** A server that archives every finished WAL segment with archive-wal.sh. */
+const startArchivingServer = async () => {
+  const archive = directory('secretid-wal-');
+  const backupDir = directory('secretid-backup-');
+  const server = await startPostgres({
+    superuserPassword: password,
+    hbaFile: passwordHba,
+    settings: { wal_level: 'replica', archive_mode: 'on', archive_timeout: '1s' },
+  });
+  cleanups.push(() => server.destroy());
+  // archive_command may change with a reload (archive_mode needs the restart above). Being in
+  // postgresql.auto.conf, it is part of every base backup, so restored servers archive too.
+  server.psql(`ALTER SYSTEM SET archive_command = '${archiveCommand(archive)}'`);
+  server.psql('SELECT pg_reload_conf()');
+  return { server, archive, backupDir };
+};
+
+const serverTime = (server: TestPostgres) => server.psql('SELECT clock_timestamp()').trim();
+
+/** Switches to a new WAL segment and waits until the finished one is in the archive. */
+const switchAndWaitForArchive = async (server: TestPostgres, archive: string) => {
+  const segment = server.psql('SELECT pg_walfile_name(pg_switch_wal())').trim();
+  await waitFor(`${segment} in the archive`, () => existsSync(join(archive, segment)));
+  return segment;
+};
+
+const baseBackup = (server: TestPostgres, backupDir: string, archive: string, keep = '2') =>
+  mustSucceed(
+    runBackupScript(
+      'base-backup.sh',
+      [],
+      {
+        PGHOST: '127.0.0.1',
+        PGPORT: String(server.port),
+        PGUSER: 'postgres',
+        PGPASSWORD: password,
+        BACKUP_DIR: backupDir,
+        WAL_ARCHIVE_DIR: archive,
+        KEEP_BASE_BACKUPS: keep,
+      },
+      { asServerUser: true },
+    ),
+    'base-backup.sh',
+  );
+const writtenBackup = (output: string) => {
+  const match = /wrote (\S+\/base\/\d{8}T\d{6}Z):/.exec(output);
+  if (!match?.[1]) throw new Error(`no base backup in the output:\n${output}`);
+  return match[1];
+};
+const restorePitr = (env: Record<string, string>) =>
+  runBackupScript('restore-pitr.sh', [], env, { asServerUser: true });
+
+/** Starts a server on a restored data directory and waits until it has been promoted. */
+const startRestored = async (dataDirectory: string, settings: Record<string, string>) => {
+  const restored = await startDataDirectory(dataDirectory, { password, settings });
+  cleanups.push(() => restored.stop());
+  await waitFor(
+    'promotion',
+    () => psqlUrl(restored.url(), 'SELECT pg_is_in_recovery()') === 'f',
+    30_000,
+  ).catch((error) => {
+    throw new Error(`${error}\n${restored.log()}`);
+  });
+  return restored;
+};
+const timeline = (restored: DataDirectoryServer) =>
+  Number(psqlUrl(restored.url(), 'SELECT timeline_id FROM pg_control_checkpoint()'));
+/** WAL segment files (no history, backup or partial files) in the archive, sorted. */
+const segments = (archive: string) =>
+  readdirSync(archive)
+    .filter((name) => /^[0-9A-F]{24}$/.test(name))
+    .sort();
+/** A segment's position, ignoring its timeline (16 MB segments: 256 per "log" number). */
+const position = (segment: string) =>
+  Number.parseInt(segment.slice(8, 16), 16) * 256 + Number.parseInt(segment.slice(16), 16);
+
+test('archive-wal.sh archives atomically and never overwrites a different segment', (t) => {
+  const wal = directory('secretid-pg-wal-');
+  const archive = directory('secretid-wal-');
+  const segment = join(wal, '000000010000000000000007');
+  const content = Buffer.from(Array.from({ length: 65536 }, (_, i) => (i * 31) % 251));
+  writeFileSync(segment, content);
+  const archiveWal = (args: string[], env: Record<string, string> = { WAL_ARCHIVE_DIR: archive }) =>
+    runBackupScript('archive-wal.sh', args, env, { asServerUser: true });
+  const archived = join(archive, '000000010000000000000007');
+
+  const first = archiveWal([segment, '000000010000000000000007']);
+  t.is(first.status, 0, first.output);
+  t.deepEqual(readFileSync(archived), content);
+  t.deepEqual(readdirSync(archive), ['000000010000000000000007'], 'no temporary file left');
+
+  // PostgreSQL retries a segment whose success it did not record: same content is success.
+  const again = archiveWal([segment, '000000010000000000000007']);
+  t.is(again.status, 0, again.output);
+  t.regex(again.stderr, /already archived with identical content/);
+
+  // A different segment under the same name is refused and the archived one is kept.
+  writeFileSync(segment, Buffer.concat([content.subarray(1), Buffer.from([42])]));
+  const conflict = archiveWal([segment, '000000010000000000000007']);
+  t.is(conflict.status, 1, conflict.output);
+  t.regex(conflict.stderr, /already exists with DIFFERENT content/);
+  t.regex(conflict.stderr, /refusing to overwrite/);
+  t.deepEqual(readFileSync(archived), content);
+
+  // The archive directory as third argument instead of the environment.
+  const history = join(wal, '00000002.history');
+  writeFileSync(history, '1\t0/3000000\tbefore 2024-01-01\n');
+  const byArgument = archiveWal([history, '00000002.history', archive], {});
+  t.is(byArgument.status, 0, byArgument.output);
+  t.true(existsSync(join(archive, '00000002.history')));
+
+  const missing = archiveWal([segment, '000000010000000000000008'], {
+    WAL_ARCHIVE_DIR: join(archive, 'not-mounted'),
+  });
+  t.is(missing.status, 1);
+  t.regex(missing.stderr, /archive directory .*not-mounted does not exist/);
+
+  // Unwritable for the server's user (uid 999 in the chart): root's directory.
+  const foreign = mkdtempSync(join(tmpdir(), 'secretid-root-wal-'));
+  cleanups.push(() => rmSync(foreign, { recursive: true, force: true }));
+  const unwritable = archiveWal([segment, '000000010000000000000008'], {
+    WAL_ARCHIVE_DIR: foreign,
+  });
+  if (process.getuid?.() === 0) {
+    t.is(unwritable.status, 1, unwritable.output);
+    t.regex(unwritable.stderr, /is not writable/);
+  }
+
+  const noArchive = archiveWal([segment, '000000010000000000000008'], {});
+  t.is(noArchive.status, 2);
+  t.regex(noArchive.stderr, /WAL_ARCHIVE_DIR is required/);
+  const noSource = archiveWal([join(wal, 'gone'), '000000010000000000000009']);
+  t.is(noSource.status, 1);
+  t.regex(noSource.stderr, /is not a file/);
+});
+
+test('point-in-time drill: recover to a moment between two commits on a new timeline', async (t) => {
+  const { server, archive, backupDir } = await startArchivingServer();
+  await createNamesDatabase(server, 'secretid');
+  server.psql(
+    `CREATE TABLE drill (id int PRIMARY KEY, phase text NOT NULL, at timestamptz NOT NULL DEFAULT clock_timestamp());
+     INSERT INTO drill (id, phase) SELECT g, 'before the base backup' FROM generate_series(1, 100) g`,
+    'secretid',
+  );
+  const beforeBackup = serverTime(server);
+
+  const backup = baseBackup(server, backupDir, archive);
+  const backupPath = writtenBackup(backup.stdout);
+  t.regex(backup.stdout, /verified: every file of base\.tar\.gz matches/);
+  const files = readdirSync(backupPath).sort();
+  t.regex(files[0] ?? '', /^[0-9A-F]{24}\.[0-9A-F]{8}\.backup$/, 'the backup history file');
+  t.deepEqual(files.slice(1), ['START_WAL', 'backup_info', 'backup_manifest', 'base.tar.gz']);
+  const startWal = readFileSync(join(backupPath, 'START_WAL'), 'utf8').trim();
+  t.regex(startWal, /^[0-9A-F]{24}$/);
+  t.true(existsSync(join(archive, startWal)), 'the first segment the backup needs is archived');
+  t.regex(
+    readFileSync(join(backupPath, 'backup_manifest'), 'utf8'),
+    /"Checksum-Algorithm": "SHA256"/,
+  );
+
+  server.psql(
+    "INSERT INTO drill (id, phase) SELECT g, 'kept' FROM generate_series(101, 200) g",
+    'secretid',
+  );
+  await switchAndWaitForArchive(server, archive);
+  const target = serverTime(server);
+  const expected = tableChecksums(server.url('secretid'));
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  server.psql(
+    "INSERT INTO drill (id, phase) SELECT g, 'after the target' FROM generate_series(201, 300) g",
+    'secretid',
+  );
+  await switchAndWaitForArchive(server, archive);
+  server.stop();
+
+  const dataDirectory = directory('secretid-restored-');
+  const restoreEnv = {
+    PGDATA: dataDirectory,
+    WAL_ARCHIVE_DIR: archive,
+    BASE_BACKUP: backupPath,
+    TARGET_TIME: target,
+  };
+  // Refusals first: each leaves the data directory empty.
+  const tooEarly = restorePitr({ ...restoreEnv, TARGET_TIME: beforeBackup });
+  t.is(tooEarly.status, 1, tooEarly.output);
+  t.regex(tooEarly.stderr, /is before the end of base backup/);
+  const unreadable = restorePitr({ ...restoreEnv, TARGET_TIME: 'tuesday after lunch' });
+  t.is(unreadable.status, 2, unreadable.output);
+  t.regex(unreadable.stderr, /TARGET_TIME 'tuesday after lunch' is not a timestamp/);
+  t.deepEqual(readdirSync(dataDirectory), []);
+  const occupied = directory('secretid-occupied-');
+  writeFileSync(join(occupied, 'PG_VERSION'), '15\n');
+  const notEmpty = restorePitr({ ...restoreEnv, PGDATA: occupied });
+  t.is(notEmpty.status, 1, notEmpty.output);
+  t.regex(notEmpty.stderr, /is not empty: refusing to restore over existing files/);
+  t.deepEqual(readdirSync(occupied), ['PG_VERSION']);
+
+  const prepared = mustSucceed(restorePitr(restoreEnv), 'restore-pitr.sh');
+  t.regex(prepared.stdout, /verified every file against backup_manifest/);
+  t.regex(prepared.stdout, /next steps/);
+  t.true(existsSync(join(dataDirectory, 'recovery.signal')));
+  const autoConf = readFileSync(join(dataDirectory, 'postgresql.auto.conf'), 'utf8');
+  t.true(autoConf.includes(`restore_command = 'cp "${archive}/%f" "%p"'`), autoConf);
+  t.regex(autoConf, /recovery_target_time = '\d{4}-\d\d-\d\d \d\d:\d\d:\d\d\.\d{6}\+00'/);
+  t.regex(autoConf, /recovery_target_action = 'promote'/);
+
+  // Archiving stays on, as in the chart: the new timeline goes to the same archive.
+  const restored = await startRestored(dataDirectory, {
+    wal_level: 'replica',
+    archive_mode: 'on',
+  });
+  t.deepEqual(tableChecksums(restored.url('secretid')), expected);
+  t.is(
+    psqlUrl(
+      restored.url('secretid'),
+      "SELECT count(*) || ' ' || max(id) || ' ' || string_agg(DISTINCT phase, ',') FROM drill",
+    ),
+    '200 200 before the base backup,kept',
+  );
+  t.true(timeline(restored) > 1, `timeline ${timeline(restored)}`);
+  t.regex(restored.log(), /recovery stopping before commit/);
+  await waitFor('the new timeline history in the archive', () =>
+    existsSync(
+      join(archive, `${timeline(restored).toString(16).toUpperCase().padStart(8, '0')}.history`),
+    ),
+  );
+});
+
+test('retention keeps two base backups, prunes older WAL, and the oldest kept still recovers', async (t) => {
+  const { server, archive, backupDir } = await startArchivingServer();
+  const insertBatch = (batch: number) =>
+    server.psql(
+      `INSERT INTO rows_by_batch SELECT g, ${batch} FROM generate_series(${batch * 1000 + 1}, ${batch * 1000 + 500}) g`,
+    );
+  server.psql('CREATE TABLE rows_by_batch (id int PRIMARY KEY, batch int NOT NULL)');
+  insertBatch(1);
+  const first = writtenBackup(baseBackup(server, backupDir, archive).stdout);
+  const firstStart = readFileSync(join(first, 'START_WAL'), 'utf8').trim();
+  insertBatch(2);
+  await switchAndWaitForArchive(server, archive);
+  const second = writtenBackup(baseBackup(server, backupDir, archive).stdout);
+  const secondStart = readFileSync(join(second, 'START_WAL'), 'utf8').trim();
+  insertBatch(3);
+  await switchAndWaitForArchive(server, archive);
+  const target = serverTime(server);
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  insertBatch(4);
+  await switchAndWaitForArchive(server, archive);
+  t.true(existsSync(join(archive, firstStart)), 'two backups kept: nothing pruned yet');
+  t.true(existsSync(first));
+
+  const thirdRun = baseBackup(server, backupDir, archive);
+  const third = writtenBackup(thirdRun.stdout);
+  server.stop();
+
+  t.regex(thirdRun.stdout, /retention: deleted base backup \d{8}T\d{6}Z/);
+  t.regex(thirdRun.stdout, /WAL retention: removed [1-9]\d* segments older than/);
+  t.false(existsSync(first), 'the oldest base backup is gone');
+  t.deepEqual(
+    readdirSync(join(backupDir, 'base')).sort(),
+    [second, third].map((path) => path.split('/').pop()),
+  );
+  const left = segments(archive);
+  t.false(left.includes(firstStart), 'WAL only the deleted backup needed is pruned');
+  t.true(
+    left.every((segment) => position(segment) >= position(secondStart)),
+    `${left}`,
+  );
+  t.is(left[0], secondStart, 'the oldest kept backup still finds its first segment');
+  // Contiguous from there on: every segment the oldest kept backup replays is present.
+  left.forEach((segment, i) => {
+    t.is(position(segment), position(secondStart) + i, `gap before ${segment}`);
+  });
+  t.false(
+    readdirSync(archive).some((name) => name.startsWith(firstStart) && name.endsWith('.backup')),
+    'the deleted backup history file is pruned too',
+  );
+
+  // BACKUP_DIR instead of BASE_BACKUP: the script picks the newest backup that ended before the
+  // target, which is the oldest kept one here.
+  const toTarget = directory('secretid-restored-');
+  const prepared = mustSucceed(
+    restorePitr({
+      PGDATA: toTarget,
+      WAL_ARCHIVE_DIR: archive,
+      BACKUP_DIR: backupDir,
+      TARGET_TIME: target,
+    }),
+    'restore-pitr.sh to the target',
+  );
+  t.true(prepared.stdout.includes(`picked base backup ${second}`), prepared.stdout);
+  // Archiving off: this timeline must not become the one a restore to 'latest' follows.
+  const atTarget = await startRestored(toTarget, { archive_mode: 'off' });
+  t.is(
+    psqlUrl(
+      atTarget.url(),
+      "SELECT string_agg(batch || ':' || n, ',' ORDER BY batch) FROM (SELECT batch, count(*) n FROM rows_by_batch GROUP BY batch) b",
+    ),
+    '1:500,2:500,3:500',
+  );
+  t.true(timeline(atTarget) > 1);
+  atTarget.stop();
+
+  const toLatest = directory('secretid-restored-');
+  mustSucceed(
+    restorePitr({
+      PGDATA: toLatest,
+      WAL_ARCHIVE_DIR: archive,
+      BASE_BACKUP: second,
+      TARGET_TIME: 'latest',
+    }),
+    'restore-pitr.sh to the latest WAL',
+  );
+  const atLatest = await startRestored(toLatest, { archive_mode: 'off' });
+  t.is(
+    psqlUrl(atLatest.url(), "SELECT count(*) || ' ' || max(batch) FROM rows_by_batch"),
+    '2000 4',
+  );
+  atLatest.stop();
+});
+
+test('base-backup.sh refuses a server without WAL archiving and bad configuration', async (t) => {
+  const backupDir = directory('secretid-backup-');
+  const archive = directory('secretid-wal-');
+  const env = {
+    BACKUP_DIR: backupDir,
+    WAL_ARCHIVE_DIR: archive,
+    PGUSER: 'postgres',
+    PGPASSWORD: password,
+  };
+  const missing = runBackupScript('base-backup.sh', [], {
+    ...env,
+    PGHOST: '127.0.0.1',
+    WAL_ARCHIVE_DIR: '',
+  });
+  t.is(missing.status, 2);
+  t.regex(missing.stderr, /WAL_ARCHIVE_DIR is required/);
+  const keep = runBackupScript('base-backup.sh', [], {
+    ...env,
+    PGHOST: '127.0.0.1',
+    KEEP_BASE_BACKUPS: 'two',
+  });
+  t.is(keep.status, 2);
+  t.regex(keep.stderr, /KEEP_BASE_BACKUPS/);
+
+  const server = await startPostgres({ superuserPassword: password, hbaFile: passwordHba });
+  cleanups.push(() => server.destroy());
+  const result = runBackupScript(
+    'base-backup.sh',
+    [],
+    { ...env, PGHOST: '127.0.0.1', PGPORT: String(server.port) },
+    { asServerUser: true },
+  );
+  t.is(result.status, 1, result.output);
+  t.regex(result.stderr, /archive_mode=off/);
+  t.deepEqual(readdirSync(join(backupDir, 'base')), [], 'no partial backup left');
+
+  const pitr = runBackupScript('restore-pitr.sh', [], {
+    PGDATA: backupDir,
+    WAL_ARCHIVE_DIR: archive,
+  });
+  t.is(pitr.status, 2);
+  t.regex(pitr.stderr, /TARGET_TIME is required/);
+});
