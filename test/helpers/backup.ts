@@ -1,12 +1,23 @@
 import { execFileSync, spawnSync } from 'node:child_process';
-import { chmodSync, chownSync, mkdtempSync, rmSync } from 'node:fs';
+import { chmodSync, chownSync, copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from './free-port.ts';
 import { postgresBin } from './postgres.ts';
 
-/** The chart's backup scripts, run exactly as they are in chart/files/backup. */
-export const backupScripts = join(import.meta.dirname, '..', '..', 'chart', 'files', 'backup');
+/**
+ * The chart's backup scripts, byte for byte as they are in chart/files/backup, copied to a
+ * world-readable folder: PostgreSQL (as its own OS user) runs archive-wal.sh, and a fresh clone
+ * may sit below a directory that user cannot enter. The folder goes when the process exits.
+ */
+const chartScripts = join(import.meta.dirname, '..', '..', 'chart', 'files', 'backup');
+export const backupScripts = mkdtempSync(join(tmpdir(), 'secretid-backup-scripts-'));
+chmodSync(backupScripts, 0o755);
+for (const file of readdirSync(chartScripts)) {
+  copyFileSync(join(chartScripts, file), join(backupScripts, file));
+  chmodSync(join(backupScripts, file), 0o755);
+}
+process.once('exit', () => rmSync(backupScripts, { recursive: true, force: true }));
 export const backupScript = (name: string) => join(backupScripts, name);
 
 const isRoot = process.getuid?.() === 0;
