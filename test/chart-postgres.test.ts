@@ -6,13 +6,14 @@
  * the API ConfigMap's environment. Only the in-cluster host name is replaced by loopback.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { sql } from 'kysely';
 import { bundles } from '../scripts/build.ts';
 import { spawnFunction, waitUntilReady } from '../scripts/processes.ts';
+import { giveToServerUser, serverOwnedDirectory } from './helpers/backup.ts';
 import { freePort } from './helpers/free-port.ts';
 import { renderChart } from './helpers/helm.ts';
 import { connect } from './helpers/names-database.ts';
@@ -61,23 +62,41 @@ const containerEnv = (container: KubeObject) =>
 
 let server: TestPostgres;
 let scripts: string;
+let backupRoot: string;
+const backupScripts = find('ConfigMap', 'backup');
 const loopback = (text: string) => text.replaceAll(inClusterHost, '127.0.0.1');
 
 test.before(async () => {
   const postgresEnv = containerEnv(postgresContainer);
+  // The pod's mounts, as folders here: the scripts (/scripts, /scripts/backup) and the backup
+  // volume (/backup, with the folders the init container makes), readable by the server's user.
+  scripts = mkdtempSync(join(tmpdir(), 'secretid-scripts-'));
+  backupRoot = serverOwnedDirectory('secretid-backup-volume-');
+  for (const folder of ['wal', 'dumps', 'base']) {
+    mkdirSync(join(backupRoot, folder));
+    giveToServerUser(join(backupRoot, folder));
+  }
+  mkdirSync(join(scripts, 'backup'));
+  chmodSync(scripts, 0o755);
+  chmodSync(join(scripts, 'backup'), 0o755);
+  writeFileSync(join(scripts, 'ensure-roles.sh'), postgresConfig.data['ensure-roles.sh']);
+  for (const [file, text] of Object.entries(backupScripts.data as Record<string, string>)) {
+    writeFileSync(join(scripts, 'backup', file), text, { mode: 0o755 });
+  }
   server = await startPostgres({
     superuserPassword: postgresEnv.POSTGRES_PASSWORD,
     initdbArgs: (postgresEnv.POSTGRES_INITDB_ARGS ?? '').split(' ').filter(Boolean),
-    configFile: postgresConfig.data['postgresql.conf'],
+    configFile: postgresConfig.data['postgresql.conf']
+      .replaceAll('/scripts/backup/', `${join(scripts, 'backup')}/`)
+      .replaceAll('/backup/wal', join(backupRoot, 'wal')),
     hbaFile: postgresConfig.data['pg_hba.conf'],
   });
-  scripts = mkdtempSync(join(tmpdir(), 'secretid-scripts-'));
-  writeFileSync(join(scripts, 'ensure-roles.sh'), postgresConfig.data['ensure-roles.sh']);
 });
 
 test.after.always(() => {
   server?.destroy();
   if (scripts) rmSync(scripts, { recursive: true, force: true });
+  if (backupRoot) rmSync(backupRoot, { recursive: true, force: true });
 });
 
 /** Runs one of the Job's containers with its command and environment, on loopback. */
@@ -180,5 +199,52 @@ test.serial(
     } finally {
       t.is(await api.stop(), 0);
     }
+  },
+);
+
+test.serial("the chart's archive_command archives WAL onto the backup volume", async (t) => {
+  t.is(server.psql('SHOW archive_mode').trim(), 'on');
+  t.is(server.psql('SHOW archive_timeout').trim(), '1min');
+  server.psql('SELECT pg_switch_wal()');
+  const deadline = Date.now() + 15_000;
+  let archived = 0;
+  while (Date.now() < deadline) {
+    archived = Number(server.psql('SELECT archived_count FROM pg_stat_archiver').trim());
+    if (archived > 0) break;
+    await new Promise((resolve) => setTimeout(resolve, 200));
+  }
+  t.true(archived > 0, 'PostgreSQL archived a segment');
+  t.is(Number(server.psql('SELECT failed_count FROM pg_stat_archiver').trim()), 0);
+  t.true(readdirSync(join(backupRoot, 'wal')).some((file) => /^[0-9A-F]{24}$/.test(file)));
+});
+
+test.serial(
+  "the dump CronJob's command writes a checksummed dump with the chart's settings",
+  (t) => {
+    const cronJob = objects.find(
+      (object) => object.kind === 'CronJob' && object.metadata.name.endsWith('-backup'),
+    );
+    const container = cronJob.spec.jobTemplate.spec.template.spec.containers[0];
+    const env = containerEnv(container);
+    env.PGHOST = '127.0.0.1';
+    env.PGPORT = String(server.port);
+    for (const key of ['BACKUP_DIR', 'WAL_ARCHIVE_DIR']) {
+      env[key] = String(env[key]).replace(/^\/backup/, backupRoot);
+    }
+    const [command, ...args] = (container.command as string[]).map((part) =>
+      part.replace(/^\/scripts\//, `${join(scripts, 'backup')}/`),
+    );
+    const result = spawnSync(command as string, args, {
+      env: { PATH: process.env.PATH ?? '', ...env },
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    t.is(result.status, 0, result.stderr);
+    const dumps = readdirSync(join(backupRoot, 'dumps'));
+    t.true(
+      dumps.some((file) => /^secretid-\d{8}T\d{6}Z\.dump$/.test(file)),
+      dumps.join(', '),
+    );
+    t.true(dumps.some((file) => file.endsWith('.dump.sha256')));
   },
 );
