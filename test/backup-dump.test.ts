@@ -176,7 +176,7 @@ test('restore into an existing database replaces what the dump holds', (t) => {
   t.deepEqual(after, before);
 });
 
-test('NO_OWNER=true gives the new database and every object to the connecting user', (t) => {
+test('NO_OWNER=true gives every object to the connecting user and restores no grants', (t) => {
   const backupDir = temporaryDirectory();
   const file = writtenDump(mustSucceed(dump('noowner', backupDir), 'backup-dump.sh').stdout);
   const restored = mustSucceed(
@@ -192,6 +192,13 @@ test('NO_OWNER=true gives the new database and every object to the connecting us
        FROM pg_tables, pg_database WHERE schemaname = 'public' AND datname = current_database() GROUP BY datdba`,
     ),
     'postgres postgres',
+  );
+  t.is(
+    psqlUrl(
+      server.url('noowner_copy'),
+      "SELECT has_table_privilege('secretid_reader', 'public.first_names', 'SELECT')",
+    ),
+    'f',
   );
 });
 
@@ -245,6 +252,39 @@ test('a corrupted or truncated dump is refused and the target stays untouched', 
   // The intact dump still restores (the refusals above were about the damage, nothing else).
   mustSucceed(restore(file, 'corrupt'), 'restore-dump.sh with the intact dump');
   t.notDeepEqual(tableChecksums(server.url('corrupt')), target);
+});
+
+test('a restore that fails halfway rolls back and drops the database it created', (t) => {
+  // A dump whose objects belong to a role that no longer exists: ALTER ... OWNER TO fails.
+  server.psql('CREATE ROLE doomed');
+  server.psql('CREATE DATABASE doomed_source OWNER doomed');
+  server.psql('CREATE DATABASE doomed_existing');
+  server.psql(
+    'CREATE TABLE kept (id int); INSERT INTO kept VALUES (1); ALTER TABLE kept OWNER TO doomed',
+    'doomed_source',
+  );
+  const backupDir = temporaryDirectory();
+  const file = writtenDump(mustSucceed(dump('doomed_source', backupDir), 'backup-dump.sh').stdout);
+  server.psql('DROP DATABASE doomed_source');
+  server.psql('DROP ROLE doomed');
+  server.psql(
+    'CREATE TABLE untouched (note text); INSERT INTO untouched VALUES ($$as before$$)',
+    'doomed_existing',
+  );
+  const existingBefore = tableChecksums(server.url('doomed_existing'));
+
+  const fresh = restore(file, 'doomed_copy');
+  t.is(fresh.status, 1, fresh.output);
+  t.regex(fresh.stdout, /creating database doomed_copy owned by postgres/);
+  t.regex(fresh.stderr, /role "doomed" does not exist/);
+  t.regex(fresh.stderr, /pg_restore failed; the transaction was rolled back/);
+  t.regex(fresh.stderr, /dropping the database doomed_copy this run created/);
+  t.false(databaseExists('doomed_copy'));
+
+  const existing = restore(file, 'doomed_existing');
+  t.is(existing.status, 1, existing.output);
+  t.deepEqual(tableChecksums(server.url('doomed_existing')), existingBefore);
+  t.true(databaseExists('doomed_existing'));
 });
 
 test('retention keeps the newest KEEP_DUMPS dumps of the database and nothing else', (t) => {

@@ -17,7 +17,7 @@ import { giveToServerUser, serverOwnedDirectory } from './helpers/backup.ts';
 import { freePort } from './helpers/free-port.ts';
 import { renderChart } from './helpers/helm.ts';
 import { connect } from './helpers/names-database.ts';
-import { startPostgres, type TestPostgres } from './helpers/postgres.ts';
+import { postgresBin, startPostgres, type TestPostgres } from './helpers/postgres.ts';
 
 // biome-ignore lint/suspicious/noExplicitAny: rendered Kubernetes objects are plain YAML
 type KubeObject = any;
@@ -218,27 +218,33 @@ test.serial("the chart's archive_command archives WAL onto the backup volume", a
   t.true(readdirSync(join(backupRoot, 'wal')).some((file) => /^[0-9A-F]{24}$/.test(file)));
 });
 
+/** Runs a backup CronJob's container with its command and environment, on loopback. */
+const runCronJob = (suffix: string) => {
+  const cronJob = objects.find(
+    (object) => object.kind === 'CronJob' && object.metadata.name.endsWith(suffix),
+  );
+  const container = cronJob.spec.jobTemplate.spec.template.spec.containers[0];
+  const env = containerEnv(container);
+  env.PGHOST = '127.0.0.1';
+  env.PGPORT = String(server.port);
+  for (const key of ['BACKUP_DIR', 'WAL_ARCHIVE_DIR']) {
+    env[key] = String(env[key]).replace(/^\/backup/, backupRoot);
+  }
+  const [command, ...args] = (container.command as string[]).map((part) =>
+    part.replace(/^\/scripts\//, `${join(scripts, 'backup')}/`),
+  );
+  // In the image the PostgreSQL tools are on PATH; Debian keeps some in postgresBin only.
+  return spawnSync(command as string, args, {
+    env: { PATH: `${postgresBin}:${process.env.PATH ?? ''}`, ...env },
+    encoding: 'utf8',
+    timeout: 120_000,
+  });
+};
+
 test.serial(
   "the dump CronJob's command writes a checksummed dump with the chart's settings",
   (t) => {
-    const cronJob = objects.find(
-      (object) => object.kind === 'CronJob' && object.metadata.name.endsWith('-backup'),
-    );
-    const container = cronJob.spec.jobTemplate.spec.template.spec.containers[0];
-    const env = containerEnv(container);
-    env.PGHOST = '127.0.0.1';
-    env.PGPORT = String(server.port);
-    for (const key of ['BACKUP_DIR', 'WAL_ARCHIVE_DIR']) {
-      env[key] = String(env[key]).replace(/^\/backup/, backupRoot);
-    }
-    const [command, ...args] = (container.command as string[]).map((part) =>
-      part.replace(/^\/scripts\//, `${join(scripts, 'backup')}/`),
-    );
-    const result = spawnSync(command as string, args, {
-      env: { PATH: process.env.PATH ?? '', ...env },
-      encoding: 'utf8',
-      timeout: 60_000,
-    });
+    const result = runCronJob('-backup');
     t.is(result.status, 0, result.stderr);
     const dumps = readdirSync(join(backupRoot, 'dumps'));
     t.true(
@@ -246,5 +252,16 @@ test.serial(
       dumps.join(', '),
     );
     t.true(dumps.some((file) => file.endsWith('.dump.sha256')));
+  },
+);
+
+test.serial(
+  "the base-backup CronJob's command connects for replication through the chart's pg_hba.conf",
+  (t) => {
+    const result = runCronJob('-basebackup');
+    t.is(result.status, 0, `${result.stdout}${result.stderr}`);
+    const backups = readdirSync(join(backupRoot, 'base'));
+    t.is(backups.length, 1);
+    t.true(readdirSync(join(backupRoot, 'base', backups[0] as string)).includes('backup_manifest'));
   },
 );

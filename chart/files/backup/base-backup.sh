@@ -110,7 +110,7 @@ for extra in "$partial"/*.tar.gz; do
   esac
 done
 
-backup_label=$(tar -xzOf "$partial/base.tar.gz" backup_label) || die "base.tar.gz has no readable backup_label"
+backup_label=$(tar -xzOf "$partial/base.tar.gz" --occurrence=1 backup_label) || die "base.tar.gz has no readable backup_label"
 start_line=$(grep '^START WAL LOCATION:' <<<"$backup_label") || die "backup_label has no START WAL LOCATION"
 start_wal=$(sed -E 's/.*\(file ([0-9A-F]{24})\).*/\1/' <<<"$start_line")
 [[ "$start_wal" =~ ^[0-9A-F]{24}$ ]] || die "cannot read the start WAL file from '$start_line'"

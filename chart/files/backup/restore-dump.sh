@@ -14,8 +14,9 @@
 #     (objects only in the target stay).
 # Either way in one transaction (--single-transaction): it all happens or none of it.
 # Roles are not in a dump; they must exist (the seed Job's ensure-roles.sh creates them), or
-# set NO_OWNER=true to give every object to the connecting user. Database-level grants are not
-# restored into a new database either: run ensure-roles.sh (the seed Job) afterwards.
+# set NO_OWNER=true to give every object to the connecting user and restore no grants
+# (--no-owner --no-privileges), e.g. on a server without the chart's roles. Database-level
+# grants are not restored into a new database either: run the seed Job afterwards.
 #
 # Environment: PGHOST, PGPORT (default 5432), PGUSER (superuser or the database owner with
 # CREATEDB), PGPASSWORD (or PGPASSFILE), DATABASE (when no target argument), DATABASE_OWNER,
@@ -111,7 +112,7 @@ drop_created() {
 trap drop_created EXIT
 
 owner_options=()
-[ "$no_owner" != true ] || owner_options=(--no-owner)
+[ "$no_owner" != true ] || owner_options=(--no-owner --no-privileges)
 log "restoring $mode in one transaction"
 restore_started_ms=$(now_ms)
 pg_restore --dbname="$target" --single-transaction --exit-on-error "${clean[@]}" "${owner_options[@]}" "$dump" ||
