@@ -8,6 +8,7 @@ import { readFileSync } from 'node:fs';
 import { Service as KnativeService } from '@kubernetes-models/knative/serving.knative.dev/v1/Service';
 import test from 'ava';
 import { parseAllDocuments } from 'yaml';
+import { localDomain } from '../scripts/local-hosts.ts';
 import { requireTool } from '../scripts/tools.ts';
 import { functionEnvironment, libpqVariables } from './helpers/environment.ts';
 import {
@@ -313,6 +314,7 @@ test('the platform settings match the chart: domain, hosts, Kourier', (t) => {
     platform.find((item) => item.kind === kind && item.metadata.name === name);
   const domain = stringValue(values, 'domain');
   t.deepEqual(named('ConfigMap', 'config-domain')?.data, { [domain]: '' });
+  t.is(localDomain, domain, 'npm start routes the same host names as the cluster');
   const network = named('ConfigMap', 'config-network')?.data;
   t.is(network['domain-template'], '{{.Name}}.{{.Domain}}');
   t.is(network['default-external-scheme'], 'https');
