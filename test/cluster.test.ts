@@ -5,28 +5,12 @@
  * machine on a throwaway inventory (no change is made: check mode, paths in a temporary folder).
  * A missing tool fails with the Debian package to install.
  */
-import { type SpawnSyncOptions, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
 import { parse } from 'yaml';
-
-/** Runs a tool; a missing tool throws naming the Debian package that provides it. */
-function run(
-  command: string,
-  args: string[],
-  debianPackage: string,
-  options: SpawnSyncOptions = {},
-): { status: number | null; output: string; stdout: string } {
-  const result = spawnSync(command, args, { encoding: 'utf8', ...options });
-  if (result.error)
-    throw new Error(
-      `${command} could not run (${result.error.message}): install it (apt-get install ${debianPackage})`,
-    );
-  const stdout = String(result.stdout);
-  return { status: result.status, output: `${stdout}${String(result.stderr)}`, stdout };
-}
+import { runTool as run } from './helpers/ansible.ts';
 
 interface Role {
   count: number;
@@ -90,6 +74,8 @@ test('the inventory script lists exactly the machines and addresses of vagrant/s
   }
   t.deepEqual(Object.keys(settings.roles).sort(), ['control_plane', 'nfs_servers', 'workers']);
   t.is(settings.roles.control_plane?.count, 1);
+  // The deploy runs on the first control-plane machine.
+  t.deepEqual(inventory.deployer.hosts, [`${settings.roles.control_plane?.name_prefix}-1`]);
   const actualHosts = Object.fromEntries(
     Object.entries(inventory._meta.hostvars as Record<string, { ansible_host: string }>).map(
       ([name, variables]) => [name, variables.ansible_host],
@@ -137,7 +123,7 @@ test('the nfs_server role runs in check mode and would write the expected export
         '--check',
         '--diff',
         '-e',
-        `nfs_server_export_root=${join(scratch, 'srv')}`,
+        `secretid_nfs_export_root=${join(scratch, 'srv')}`,
         '-e',
         `nfs_server_exports_file=${exportsFile}`,
       ],
@@ -164,5 +150,20 @@ test('the nfs_server role runs in check mode and would write the expected export
       );
   } finally {
     rmSync(scratch, { recursive: true, force: true });
+  }
+});
+
+test('every role has a README naming each of its default variables', (t) => {
+  const roles = readdirSync('ansible/roles');
+  t.true(roles.length >= 6, roles.join(', '));
+  for (const role of roles) {
+    const defaults = parse(
+      readFileSync(`ansible/roles/${role}/defaults/main.yml`, 'utf8'),
+    ) as Record<string, unknown>;
+    const readme = readFileSync(`ansible/roles/${role}/README.md`, 'utf8');
+    for (const name of Object.keys(defaults)) {
+      t.true(name.startsWith(`${role}_`), `${role}: ${name} carries the role's prefix`);
+      t.true(readme.includes(`\`${name}\``), `${role}/README.md documents ${name}`);
+    }
   }
 });

@@ -2,7 +2,8 @@
 """Ansible dynamic inventory derived from vagrant/settings.yml (the one settings file).
 
 Prints the groups control_plane, workers and nfs_servers with each machine's ansible_host,
-computed exactly as the Vagrantfile does: name_prefix-index at prefix.host_number.
+computed exactly as the Vagrantfile does: name_prefix-index at prefix.host_number; and the group
+deployer (the first control-plane machine), where site.yml builds the images and deploys.
 """
 import json
 import os
@@ -33,6 +34,9 @@ def build_inventory(settings):
                 "ansible_user": "vagrant",
             }
         inventory[group] = {"hosts": hosts}
+    if not inventory.get("control_plane", {}).get("hosts"):
+        sys.exit("settings.yml: roles.control_plane needs at least one machine")
+    inventory["deployer"] = {"hosts": inventory["control_plane"]["hosts"][:1]}
     return inventory
 
 
