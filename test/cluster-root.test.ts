@@ -11,7 +11,7 @@ import { execFile } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import test from 'ava';
@@ -20,6 +20,7 @@ import { ansibleDirectory, ansibleEnvironment } from './helpers/ansible.ts';
 import { freePort } from './helpers/free-port.ts';
 
 const run = promisify(execFile);
+const version = (JSON.parse(readFileSync('package.json', 'utf8')) as { version: string }).version;
 const scratch = mkdtempSync(join(tmpdir(), 'secretid-root-'));
 const root = join(scratch, 'root');
 const inventory = join(scratch, 'hosts.yml');
@@ -172,7 +173,7 @@ const pushBlob = async (base: string, repository: string, blob: Buffer) => {
 };
 
 test.serial(
-  "the registry role's server tasks install, configure and start Debian's registry, which takes a push",
+  "the registry role's server tasks install, configure and start Debian's registry, which takes a push the deploy then finds",
   async (t) => {
     t.timeout(600_000);
     const port = await freePort();
@@ -236,13 +237,13 @@ test.serial(
       config: { mediaType: 'application/vnd.oci.image.config.v1+json', ...config },
       layers: [{ mediaType: 'application/vnd.oci.image.layer.v1.tar+gzip', ...layer }],
     });
-    const put = await fetch(`${base}/v2/${repository}/manifests/0.1.0`, {
+    const put = await fetch(`${base}/v2/${repository}/manifests/${version}`, {
       method: 'PUT',
       headers: { 'content-type': 'application/vnd.oci.image.manifest.v1+json' },
       body: manifest,
     });
     t.is(put.status, 201, await put.text());
-    const read = await fetch(`${base}/v2/${repository}/manifests/0.1.0`, {
+    const read = await fetch(`${base}/v2/${repository}/manifests/${version}`, {
       headers: { accept: 'application/vnd.oci.image.manifest.v1+json' },
     });
     t.is(read.status, 200);
@@ -253,6 +254,55 @@ test.serial(
       join(root, 'var/lib/docker-registry/docker/registry/v2/repositories', repository),
     );
     t.true(stored.isDirectory());
+
+    // The deploy asks this registry which images it already has: only the two not pushed are built.
+    const lookupPlaybook = join(scratch, 'images-present.yml');
+    writeFileSync(
+      lookupPlaybook,
+      stringify([
+        {
+          name: 'Look the images up',
+          hosts: 'localhost',
+          gather_facts: false,
+          tasks: [
+            {
+              name: 'Run the lookup tasks',
+              'ansible.builtin.include_role': {
+                name: 'secretid_deploy',
+                tasks_from: 'images-present.yml',
+              },
+            },
+          ],
+        },
+      ]),
+    );
+    const lookup = await playbook(
+      [
+        '-i',
+        'localhost,',
+        '-c',
+        'local',
+        lookupPlaybook,
+        '-e',
+        JSON.stringify({
+          secretid_deploy_repository: resolve('.'),
+          secretid_deploy_registry: `127.0.0.1:${port}`,
+        }),
+      ],
+      { ANSIBLE_ROLES_PATH: join(ansibleDirectory, 'roles') },
+    );
+    const chosen = lookup.plays[0]?.tasks
+      .flatMap((task) => Object.values(task.hosts))
+      .map(
+        (host) =>
+          (host as { ansible_facts?: { secretid_deploy_images_to_build?: { name: string }[] } })
+            .ansible_facts,
+      )
+      .find((facts) => facts?.secretid_deploy_images_to_build)?.secretid_deploy_images_to_build;
+    t.deepEqual(
+      chosen?.map((image) => image.name),
+      ['secretid-web', 'secretid-seed'],
+    );
 
     await run('chroot', [root, '/etc/init.d/docker-registry', 'stop']);
     await t.throwsAsync(fetch(`${base}/v2/`), undefined, 'the registry is stopped');
