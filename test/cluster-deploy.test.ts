@@ -5,7 +5,15 @@
  * the real kubectl. No cluster is reachable here: nothing after the preflight runs against one.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import test from 'ava';
@@ -353,4 +361,99 @@ test('the Knative overlay the deploy writes points the Services at the registry 
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
+});
+
+/** Renders one role template for every host of `pattern` with Ansible; returns host -> YAML. */
+const renderTemplate = (
+  role: string,
+  template: string,
+  pattern: string,
+  extra: Record<string, unknown> = {},
+) => {
+  const work = mkdtempSync(join(tmpdir(), `render-${role}-`));
+  try {
+    const result = runTool(
+      'ansible',
+      [
+        pattern,
+        '-i',
+        vagrantInventory,
+        '--playbook-dir',
+        ansibleDirectory,
+        '-c',
+        'local',
+        '-m',
+        'ansible.builtin.template',
+        '-a',
+        `src=roles/${role}/templates/${template} dest=${work}/{{ inventory_hostname }} mode=0600`,
+        '-e',
+        `@${roleDefaults(role)}`,
+        '-e',
+        JSON.stringify(extra),
+      ],
+      'ansible',
+      { cwd: ansibleDirectory, env: ansibleEnvironment() },
+    );
+    if (result.status !== 0)
+      throw new Error(`rendering ${role}/${template} failed: ${result.output}`);
+    // One file per host the pattern matched, named after it.
+    return Object.fromEntries(
+      readdirSync(work).map((host) => [
+        host,
+        parse(readFileSync(join(work, host), 'utf8')) as Record<string, unknown>,
+      ]),
+    );
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+};
+
+test("the k3s and registry templates render with each node's inventory address and the shared registry", (t) => {
+  const token = 'rendered-in-a-test';
+  const servers = renderTemplate('k3s_server', 'config.yaml.j2', 'control_plane', {
+    k3s_server_token: token,
+  });
+  for (const [host, config] of Object.entries(servers)) {
+    const address = inventoryHosts._meta.hostvars[host]?.ansible_host;
+    t.like(config, { 'node-name': host, 'node-ip': address, 'advertise-address': address, token });
+    t.deepEqual(config['tls-san'], [address]);
+  }
+  const agents = renderTemplate('k3s_agent', 'config.yaml.j2', 'workers', {
+    k3s_agent_token: token,
+  });
+  t.deepEqual(Object.keys(agents).sort(), [...(inventoryHosts.workers?.hosts ?? [])].sort());
+  for (const [host, config] of Object.entries(agents))
+    t.like(config, {
+      server: `https://${addressOf('control_plane')}:6443`,
+      'node-name': host,
+      'node-ip': inventoryHosts._meta.hostvars[host]?.ansible_host,
+      token,
+    });
+  const traefik = renderTemplate('k3s_server', 'traefik-config.yaml.j2', 'control_plane');
+  for (const config of Object.values(traefik))
+    t.like(config, {
+      kind: 'HelmChartConfig',
+      metadata: { name: 'traefik', namespace: 'kube-system' },
+    });
+  for (const config of Object.values(traefik))
+    t.true(
+      (
+        parse(String((config.spec as { valuesContent: string }).valuesContent)) as {
+          providers: { kubernetesCRD: { allowCrossNamespace: boolean } };
+        }
+      ).providers.kubernetesCRD.allowCrossNamespace,
+    );
+  // Every node pulls from exactly the registry the deploy pushes to, over plain HTTP.
+  const registry = evaluate(vagrantInventory, 'deployer', ['secretid_deploy_registry']);
+  const pushedTo = Object.values(registry)[0]?.secretid_deploy_registry;
+  const mirrors = renderTemplate('registry', 'registries.yaml.j2', 'control_plane:workers');
+  t.deepEqual(
+    Object.keys(mirrors).sort(),
+    [
+      ...(inventoryHosts.control_plane?.hosts ?? []),
+      ...(inventoryHosts.workers?.hosts ?? []),
+    ].sort(),
+  );
+  for (const config of Object.values(mirrors))
+    t.deepEqual(config, { mirrors: { [String(pushedTo)]: { endpoint: [`http://${pushedTo}`] } } });
 });
