@@ -244,6 +244,8 @@ test("the deploy's helm arguments install the real chart with the inventory's ex
     'secretid_deploy_registry',
     'secretid_deploy_version',
     'secretid_deploy_tls_secret',
+    'secretid_deploy_seed_image',
+    'secretid_deploy_images',
   ];
   // Role defaults first, then group_vars on top: what the deploy play sees.
   const alone = evaluate(vagrantInventory, 'deployer', names, [roleDefaults('secretid_deploy')]);
@@ -252,6 +254,21 @@ test("the deploy's helm arguments install the real chart with the inventory's ex
   const tied = evaluate(vagrantInventory, 'deployer', tiedNames)[host] ?? {};
   const values = { ...alone[host], ...tied } as Record<string, string>;
   t.is(values.secretid_deploy_domain, chartValues.domain);
+  // The images the deploy builds carry the names the chart and knative/ use.
+  const images = Object.fromEntries(
+    (values.secretid_deploy_images as unknown as { target: string; name: string }[]).map(
+      (image) => [image.target, image.name],
+    ),
+  );
+  const kustomization = readYaml('knative/kustomization.yaml') as { images: { name: string }[] };
+  t.deepEqual(
+    [images.api, images.web],
+    kustomization.images.map((image) => image.name),
+  );
+  t.is(
+    images.seed,
+    (chartValues as unknown as { seed: { image: { repository: string } } }).seed.image.repository,
+  );
   t.is(values.secretid_deploy_version, version);
 
   const argv = deployHelmArguments(values);
