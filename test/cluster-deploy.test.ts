@@ -158,6 +158,7 @@ const sharedPairs: [string, string][] = [
   ['nfs_server_postgres_data_directory', 'secretid_deploy_nfs_data_path'],
   ['nfs_server_postgres_backup_directory', 'secretid_deploy_nfs_backup_path'],
   ['k3s_server_version', 'k3s_agent_version'],
+  ['k3s_server_api_port', 'k3s_agent_server_port'],
   ['knative_kubectl', 'secretid_deploy_kubectl'],
   ['knative_kubeconfig', 'secretid_deploy_kubeconfig'],
 ];
@@ -432,7 +433,13 @@ test("the k3s and registry templates render with each node's inventory address a
   });
   for (const [host, config] of Object.entries(servers)) {
     const address = inventoryHosts._meta.hostvars[host]?.ansible_host;
-    t.like(config, { 'node-name': host, 'node-ip': address, 'advertise-address': address, token });
+    t.like(config, {
+      'node-name': host,
+      'node-ip': address,
+      'advertise-address': address,
+      'https-listen-port': groupVars.secretid_k3s_api_port,
+      token,
+    });
     t.deepEqual(config['tls-san'], [address]);
   }
   const agents = renderTemplate('k3s_agent', 'config.yaml.j2', 'workers', {
@@ -441,7 +448,7 @@ test("the k3s and registry templates render with each node's inventory address a
   t.deepEqual(Object.keys(agents).sort(), [...(inventoryHosts.workers?.hosts ?? [])].sort());
   for (const [host, config] of Object.entries(agents))
     t.like(config, {
-      server: `https://${addressOf('control_plane')}:6443`,
+      server: `https://${addressOf('control_plane')}:${groupVars.secretid_k3s_api_port}`,
       'node-name': host,
       'node-ip': inventoryHosts._meta.hostvars[host]?.ansible_host,
       token,
