@@ -17,9 +17,15 @@ import {
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import test from 'ava';
-import { parse, parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { requireTool } from '../scripts/tools.ts';
-import { ansibleDirectory, ansibleEnvironment, evaluate, runTool } from './helpers/ansible.ts';
+import {
+  adHoc,
+  ansibleDirectory,
+  ansibleEnvironment,
+  evaluate,
+  runTool,
+} from './helpers/ansible.ts';
 import { freePort } from './helpers/free-port.ts';
 import { describe, parseManifests, type RenderedObject, runHelm } from './helpers/helm.ts';
 
@@ -330,38 +336,50 @@ test("the deploy's helm arguments install the real chart with the inventory's ex
   );
 });
 
+/** Renders one role template for every host of `pattern` with Ansible; returns host -> YAML. */
+const renderTemplate = (
+  role: string,
+  template: string,
+  pattern: string,
+  extra: Record<string, unknown> = {},
+) => {
+  const work = mkdtempSync(join(tmpdir(), `render-${role}-`));
+  try {
+    const result = adHoc(
+      vagrantInventory,
+      pattern,
+      'ansible.builtin.template',
+      `src=roles/${role}/templates/${template} dest=${work}/{{ inventory_hostname }} mode=0600`,
+      [`@${roleDefaults(role)}`, JSON.stringify(extra)],
+    );
+    if (result.status !== 0)
+      throw new Error(`rendering ${role}/${template} failed: ${result.output}`);
+    // One file per host the pattern matched, named after it.
+    return Object.fromEntries(
+      readdirSync(work).map((host) => [
+        host,
+        parse(readFileSync(join(work, host), 'utf8')) as Record<string, unknown>,
+      ]),
+    );
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+};
+
 test('the Knative overlay the deploy writes points the Services at the registry and changes nothing else', (t) => {
   const work = mkdtempSync(join(tmpdir(), 'deploy-overlay-'));
   try {
     const registry = '127.0.0.1:5000';
-    const overlay = join(work, 'knative-overlay', 'kustomization.yaml');
-    // The role creates the directory in the task before; the template task renders into it.
-    mkdirSync(join(work, 'knative-overlay'));
-    const rendered = runTool(
-      'ansible',
-      [
-        'localhost',
-        '-c',
-        'local',
-        '--playbook-dir',
-        ansibleDirectory,
-        '-m',
-        'ansible.builtin.template',
-        '-a',
-        `src=roles/secretid_deploy/templates/kustomization.yaml.j2 dest=${overlay} mode=0644`,
-        '-e',
-        `@${roleDefaults('secretid_deploy')}`,
-        '-e',
-        JSON.stringify({
-          secretid_deploy_source_directory: resolve('.'),
-          secretid_deploy_work_directory: work,
-          secretid_deploy_registry: registry,
-        }),
-      ],
-      'ansible',
-      { cwd: ansibleDirectory, env: ansibleEnvironment() },
+    // The template as the role renders it on the deploy host, written where the role writes it.
+    const [overlay] = Object.values(
+      renderTemplate('secretid_deploy', 'kustomization.yaml.j2', 'deployer', {
+        secretid_deploy_source_directory: resolve('.'),
+        secretid_deploy_work_directory: work,
+        secretid_deploy_registry: registry,
+      }),
     );
-    t.is(rendered.status, 0, rendered.output);
+    mkdirSync(join(work, 'knative-overlay'));
+    writeFileSync(join(work, 'knative-overlay', 'kustomization.yaml'), stringify(overlay));
     const build = (directory: string) =>
       parseAllDocuments(
         execFileSync(requireTool('kubectl'), ['kustomize', directory], { encoding: 'utf8' }),
@@ -380,51 +398,6 @@ test('the Knative overlay the deploy writes points the Services at the registry 
     rmSync(work, { recursive: true, force: true });
   }
 });
-
-/** Renders one role template for every host of `pattern` with Ansible; returns host -> YAML. */
-const renderTemplate = (
-  role: string,
-  template: string,
-  pattern: string,
-  extra: Record<string, unknown> = {},
-) => {
-  const work = mkdtempSync(join(tmpdir(), `render-${role}-`));
-  try {
-    const result = runTool(
-      'ansible',
-      [
-        pattern,
-        '-i',
-        vagrantInventory,
-        '--playbook-dir',
-        ansibleDirectory,
-        '-c',
-        'local',
-        '-m',
-        'ansible.builtin.template',
-        '-a',
-        `src=roles/${role}/templates/${template} dest=${work}/{{ inventory_hostname }} mode=0600`,
-        '-e',
-        `@${roleDefaults(role)}`,
-        '-e',
-        JSON.stringify(extra),
-      ],
-      'ansible',
-      { cwd: ansibleDirectory, env: ansibleEnvironment() },
-    );
-    if (result.status !== 0)
-      throw new Error(`rendering ${role}/${template} failed: ${result.output}`);
-    // One file per host the pattern matched, named after it.
-    return Object.fromEntries(
-      readdirSync(work).map((host) => [
-        host,
-        parse(readFileSync(join(work, host), 'utf8')) as Record<string, unknown>,
-      ]),
-    );
-  } finally {
-    rmSync(work, { recursive: true, force: true });
-  }
-};
 
 test("the k3s and registry templates render with each node's inventory address and the shared registry", (t) => {
   const token = 'rendered-in-a-test';

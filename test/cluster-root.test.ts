@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import test from 'ava';
 import { stringify } from 'yaml';
-import { ansibleDirectory, ansibleEnvironment } from './helpers/ansible.ts';
+import { ansibleDirectory, ansibleEnvironment, roleTasksPlaybook } from './helpers/ansible.ts';
 import { freePort } from './helpers/free-port.ts';
 
 const run = promisify(execFile);
@@ -177,23 +177,7 @@ test.serial(
   async (t) => {
     t.timeout(600_000);
     const port = await freePort();
-    const playbookFile = join(scratch, 'registry.yml');
-    writeFileSync(
-      playbookFile,
-      stringify([
-        {
-          name: 'Run the registry server tasks',
-          hosts: 'nfs_servers',
-          gather_facts: false,
-          tasks: [
-            {
-              name: 'Run the server tasks',
-              'ansible.builtin.include_role': { name: 'registry', tasks_from: 'server.yml' },
-            },
-          ],
-        },
-      ]),
-    );
+    const playbookFile = roleTasksPlaybook(scratch, 'registry', 'server.yml', 'nfs_servers');
     const report = await playbook(
       [
         playbookFile,
@@ -256,25 +240,11 @@ test.serial(
     t.true(stored.isDirectory());
 
     // The deploy asks this registry which images it already has: only the two not pushed are built.
-    const lookupPlaybook = join(scratch, 'images-present.yml');
-    writeFileSync(
-      lookupPlaybook,
-      stringify([
-        {
-          name: 'Look the images up',
-          hosts: 'localhost',
-          gather_facts: false,
-          tasks: [
-            {
-              name: 'Run the lookup tasks',
-              'ansible.builtin.include_role': {
-                name: 'secretid_deploy',
-                tasks_from: 'images-present.yml',
-              },
-            },
-          ],
-        },
-      ]),
+    const lookupPlaybook = roleTasksPlaybook(
+      scratch,
+      'secretid_deploy',
+      'images-present.yml',
+      'localhost',
     );
     const lookup = await playbook(
       [

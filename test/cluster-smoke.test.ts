@@ -12,8 +12,12 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import test from 'ava';
-import { stringify } from 'yaml';
-import { ansibleDirectory, ansibleEnvironment, runToolAsync } from './helpers/ansible.ts';
+import {
+  ansibleDirectory,
+  ansibleEnvironment,
+  roleTasksPlaybook,
+  runToolAsync,
+} from './helpers/ansible.ts';
 import { renderChart, secretText, theObject } from './helpers/helm.ts';
 import { createNamesDatabase } from './helpers/names-database.ts';
 import { startPostgres, type TestPostgres } from './helpers/postgres.ts';
@@ -71,29 +75,10 @@ test.after.always(async () => {
 /** Runs the role's smoke-check tasks on this machine with the CA given; returns the output. */
 const smokeCheck = (name: string, ca: string) => {
   const work = join(scratch, name);
-  const playbook = join(scratch, `${name}.yml`);
   rmSync(work, { recursive: true, force: true });
   mkdirSync(work, { recursive: true });
   writeFileSync(join(work, 'secretid-ca.crt'), ca);
-  writeFileSync(
-    playbook,
-    stringify([
-      {
-        name: 'Run the smoke check',
-        hosts: 'localhost',
-        gather_facts: false,
-        tasks: [
-          {
-            name: 'Run the smoke check tasks',
-            'ansible.builtin.include_role': {
-              name: 'secretid_deploy',
-              tasks_from: 'smoke-check.yml',
-            },
-          },
-        ],
-      },
-    ]),
-  );
+  const playbook = roleTasksPlaybook(work, 'secretid_deploy', 'smoke-check.yml', 'localhost');
   return runToolAsync(
     'ansible-playbook',
     [

@@ -3,7 +3,9 @@
  * asking Ansible itself what a variable evaluates to for each host of an inventory.
  */
 import { type SpawnOptions, type SpawnSyncOptions, spawn, spawnSync } from 'node:child_process';
-import { resolve } from 'node:path';
+import { writeFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+import { stringify } from 'yaml';
 
 /** The ansible/ folder: site.yml, its group_vars, the roles and the inventories. */
 export const ansibleDirectory = resolve('ansible');
@@ -75,6 +77,39 @@ export const ansibleEnvironment = (json = false, extra: NodeJS.ProcessEnv = {}) 
 export type HostValues = Record<string, Record<string, unknown>>;
 
 /**
+ * Runs one Ansible module ad hoc on every host of `pattern`, locally (`-c local`) and with
+ * ansible/group_vars loaded as for site.yml; `extraVars` are `-e` arguments in order.
+ */
+export function adHoc(
+  inventory: string,
+  pattern: string,
+  module: string,
+  moduleArguments: string,
+  extraVars: string[] = [],
+  json = false,
+): ToolResult {
+  return runTool(
+    'ansible',
+    [
+      pattern,
+      '-i',
+      inventory,
+      '--playbook-dir',
+      ansibleDirectory,
+      '-c',
+      'local',
+      '-m',
+      module,
+      '-a',
+      moduleArguments,
+      ...extraVars.flatMap((value) => ['-e', value]),
+    ],
+    'ansible',
+    { cwd: ansibleDirectory, env: ansibleEnvironment(json) },
+  );
+}
+
+/**
  * Evaluates variables for every host of `pattern` the way a play of site.yml sees them: the
  * inventory, then ansible/group_vars (beside site.yml), then each `-e @file` in order (a role's
  * defaults passed this way show what that role alone would use). Nothing is contacted: debug runs
@@ -87,24 +122,13 @@ export function evaluate(
   extraVarsFiles: string[] = [],
 ): HostValues {
   const expression = `{{ {${variables.map((name) => `${JSON.stringify(name)}: ${name}`).join(', ')}} }}`;
-  const result = runTool(
-    'ansible',
-    [
-      pattern,
-      '-i',
-      inventory,
-      '--playbook-dir',
-      ansibleDirectory,
-      '-c',
-      'local',
-      '-m',
-      'ansible.builtin.debug',
-      '-a',
-      `msg=${expression}`,
-      ...extraVarsFiles.flatMap((file) => ['-e', `@${file}`]),
-    ],
-    'ansible',
-    { cwd: ansibleDirectory, env: ansibleEnvironment(true) },
+  const result = adHoc(
+    inventory,
+    pattern,
+    'ansible.builtin.debug',
+    `msg=${expression}`,
+    extraVarsFiles.map((file) => `@${file}`),
+    true,
   );
   if (result.status !== 0)
     throw new Error(`ansible could not evaluate ${variables}: ${result.output}`);
@@ -120,4 +144,31 @@ export function evaluate(
       return [host, value.msg];
     }),
   );
+}
+
+/** Writes a playbook running one task file of a role on `hosts`; returns its path. */
+export function roleTasksPlaybook(
+  directory: string,
+  role: string,
+  tasksFrom: string,
+  hosts: string,
+): string {
+  const path = join(directory, `${role}-${tasksFrom}`);
+  writeFileSync(
+    path,
+    stringify([
+      {
+        name: `Run ${tasksFrom} of the ${role} role`,
+        hosts,
+        gather_facts: false,
+        tasks: [
+          {
+            name: `Include ${tasksFrom}`,
+            'ansible.builtin.include_role': { name: role, tasks_from: tasksFrom },
+          },
+        ],
+      },
+    ]),
+  );
+  return path;
 }
