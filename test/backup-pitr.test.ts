@@ -5,6 +5,7 @@
  * point-in-time recoveries are started with pg_ctl on the restored data directory and checked
  * row by row, including a recovery from the oldest base backup retention keeps.
  */
+import { execFileSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -41,10 +42,13 @@ const directory = (prefix: string) => {
   return path;
 };
 
-/** A server that archives every finished WAL segment with archive-wal.sh. */
-const startArchivingServer = async () => {
-  const archive = directory('secretid-wal-');
-  const backupDir = directory('secretid-backup-');
+/**
+ * A server that archives every finished WAL segment with archive-wal.sh (into new folders, or
+ * into given ones, as a cluster re-initialised on the same backup volume would).
+ */
+const startArchivingServer = async (folders: { archive?: string; backupDir?: string } = {}) => {
+  const archive = folders.archive ?? directory('secretid-wal-');
+  const backupDir = folders.backupDir ?? directory('secretid-backup-');
   const server = await startPostgres({
     superuserPassword: password,
     hbaFile: passwordHba,
@@ -67,24 +71,25 @@ const switchAndWaitForArchive = async (server: TestPostgres, archive: string) =>
   return segment;
 };
 
-const baseBackup = (server: TestPostgres, backupDir: string, archive: string, keep = '2') =>
-  mustSucceed(
-    runBackupScript(
-      'base-backup.sh',
-      [],
-      {
-        PGHOST: '127.0.0.1',
-        PGPORT: String(server.port),
-        PGUSER: 'postgres',
-        PGPASSWORD: password,
-        BACKUP_DIR: backupDir,
-        WAL_ARCHIVE_DIR: archive,
-        KEEP_BASE_BACKUPS: keep,
-      },
-      { asServerUser: true },
-    ),
+const runBaseBackup = (server: TestPostgres, backupDir: string, archive: string, keep = '2') =>
+  runBackupScript(
     'base-backup.sh',
+    [],
+    {
+      PGHOST: '127.0.0.1',
+      PGPORT: String(server.port),
+      PGUSER: 'postgres',
+      PGPASSWORD: password,
+      BACKUP_DIR: backupDir,
+      WAL_ARCHIVE_DIR: archive,
+      KEEP_BASE_BACKUPS: keep,
+    },
+    { asServerUser: true },
   );
+const baseBackup = (server: TestPostgres, backupDir: string, archive: string, keep = '2') =>
+  mustSucceed(runBaseBackup(server, backupDir, archive, keep), 'base-backup.sh');
+const systemIdentifier = (server: TestPostgres) =>
+  server.psql('SELECT system_identifier FROM pg_control_system()').trim();
 const writtenBackup = (output: string) => {
   const match = /wrote (\S+\/base\/\d{8}T\d{6}Z):/.exec(output);
   if (!match?.[1]) throw new Error(`no base backup in the output:\n${output}`);
@@ -117,11 +122,21 @@ const segments = (archive: string) =>
 const position = (segment: string) =>
   Number.parseInt(segment.slice(8, 16), 16) * 256 + Number.parseInt(segment.slice(16), 16);
 
+/**
+ * A stand-in WAL segment: 64 KiB of a pattern, with the system identifier where PostgreSQL's
+ * long page header keeps it (8 bytes at offset 24, little-endian on this machine).
+ */
+const fakeSegment = (system: bigint, salt = 0) => {
+  const content = Buffer.from(Array.from({ length: 65536 }, (_, i) => (i * 31 + salt) % 251));
+  content.writeBigUInt64LE(system, 24);
+  return content;
+};
+
 test('archive-wal.sh archives atomically and never overwrites a different segment', (t) => {
   const wal = directory('secretid-pg-wal-');
   const archive = directory('secretid-wal-');
   const segment = join(wal, '000000010000000000000007');
-  const content = Buffer.from(Array.from({ length: 65536 }, (_, i) => (i * 31) % 251));
+  const content = fakeSegment(7_301_234_567_890_123_456n);
   writeFileSync(segment, content);
   const archiveWal = (args: string[], env: Record<string, string> = { WAL_ARCHIVE_DIR: archive }) =>
     runBackupScript('archive-wal.sh', args, env, { asServerUser: true });
@@ -130,7 +145,12 @@ test('archive-wal.sh archives atomically and never overwrites a different segmen
   const first = archiveWal([segment, '000000010000000000000007']);
   t.is(first.status, 0, first.output);
   t.deepEqual(readFileSync(archived), content);
-  t.deepEqual(readdirSync(archive), ['000000010000000000000007'], 'no temporary file left');
+  t.deepEqual(
+    readdirSync(archive).sort(),
+    ['000000010000000000000007', 'SYSTEM_IDENTIFIER'],
+    'no temporary file left',
+  );
+  t.is(readFileSync(join(archive, 'SYSTEM_IDENTIFIER'), 'utf8'), '7301234567890123456\n');
 
   // PostgreSQL retries a segment whose success it did not record: same content is success.
   const again = archiveWal([segment, '000000010000000000000007']);
@@ -138,7 +158,7 @@ test('archive-wal.sh archives atomically and never overwrites a different segmen
   t.regex(again.stderr, /already archived with identical content/);
 
   // A different segment under the same name is refused and the archived one is kept.
-  writeFileSync(segment, Buffer.concat([content.subarray(1), Buffer.from([42])]));
+  writeFileSync(segment, fakeSegment(7_301_234_567_890_123_456n, 1));
   const conflict = archiveWal([segment, '000000010000000000000007']);
   t.is(conflict.status, 1, conflict.output);
   t.regex(conflict.stderr, /already exists with DIFFERENT content/);
@@ -151,6 +171,32 @@ test('archive-wal.sh archives atomically and never overwrites a different segmen
   const byArgument = archiveWal([history, '00000002.history', archive], {});
   t.is(byArgument.status, 0, byArgument.output);
   t.true(existsSync(join(archive, '00000002.history')));
+
+  // A segment of another database system (a re-initialised data directory) is refused, even
+  // under a name the archive does not have yet, and nothing is written.
+  const foreignSegment = join(wal, '000000010000000000000009');
+  writeFileSync(foreignSegment, fakeSegment(7_309_999_999_999_999_999n));
+  const otherSystem = archiveWal([foreignSegment, '000000010000000000000009']);
+  t.is(otherSystem.status, 1, otherSystem.output);
+  t.regex(
+    otherSystem.stderr,
+    /holds WAL of database system 7301234567890123456, but 000000010000000000000009 comes from database system 7309999999999999999/,
+  );
+  t.false(existsSync(join(archive, '000000010000000000000009')));
+  // An archive written before SYSTEM_IDENTIFIER existed: its newest segment tells the system.
+  const legacy = directory('secretid-wal-');
+  writeFileSync(join(legacy, '000000010000000000000007'), content);
+  const intoLegacy = archiveWal([foreignSegment, '000000010000000000000009'], {
+    WAL_ARCHIVE_DIR: legacy,
+  });
+  t.is(intoLegacy.status, 1, intoLegacy.output);
+  t.regex(intoLegacy.stderr, /holds WAL of database system 7301234567890123456/);
+  t.deepEqual(readdirSync(legacy), ['000000010000000000000007']);
+  const tooShort = join(wal, '00000001000000000000000A');
+  writeFileSync(tooShort, 'not a segment');
+  const notSegment = archiveWal([tooShort, '00000001000000000000000A']);
+  t.is(notSegment.status, 1, notSegment.output);
+  t.regex(notSegment.stderr, /has no WAL page header/);
 
   const missing = archiveWal([segment, '000000010000000000000008'], {
     WAL_ARCHIVE_DIR: join(archive, 'not-mounted'),
@@ -360,6 +406,130 @@ test('retention keeps two base backups, prunes older WAL, and the oldest kept st
     '2000 4',
   );
   atLatest.stop();
+});
+
+test('a re-initialised data directory never rotates out the base backups of the real cluster', async (t) => {
+  // The real cluster: two base backups and its WAL in the archive.
+  const real = await startArchivingServer();
+  const { archive, backupDir } = real;
+  real.server.psql('CREATE TABLE agents (id int PRIMARY KEY)');
+  real.server.psql('INSERT INTO agents SELECT generate_series(1, 50)');
+  const realSystem = systemIdentifier(real.server);
+  const first = writtenBackup(baseBackup(real.server, backupDir, archive).stdout);
+  await switchAndWaitForArchive(real.server, archive);
+  const second = writtenBackup(baseBackup(real.server, backupDir, archive).stdout);
+  t.true(
+    readFileSync(join(second, 'backup_info'), 'utf8').includes(`SYSTEM_IDENTIFIER=${realSystem}\n`),
+  );
+  t.is(readFileSync(join(archive, 'SYSTEM_IDENTIFIER'), 'utf8').trim(), realSystem);
+  await switchAndWaitForArchive(real.server, archive);
+  real.server.stop();
+  const archivedBefore = segments(archive);
+
+  // The volume's data directory initialised anew (initdb on an empty directory), archiving to
+  // and backing up into the same folders, as the chart's pod would after losing its data.
+  const fresh = await startArchivingServer({ archive, backupDir });
+  const freshSystem = systemIdentifier(fresh.server);
+  t.not(freshSystem, realSystem);
+  fresh.server.psql('SELECT pg_switch_wal()');
+  await waitFor(
+    'a refused archiving attempt',
+    () => Number(fresh.server.psql('SELECT failed_count FROM pg_stat_archiver').trim()) > 0,
+  );
+  t.deepEqual(
+    segments(archive),
+    archivedBefore,
+    'no segment of the new system reached the archive',
+  );
+
+  // Two scheduled runs (the drill that used to delete both real backups): each refuses.
+  for (const run of [1, 2]) {
+    const refused = runBaseBackup(fresh.server, backupDir, archive, '1');
+    t.is(refused.status, 1, `run ${run}: ${refused.output}`);
+    t.regex(
+      refused.stderr,
+      new RegExp(
+        `belongs to database system ${realSystem}, but the server .* is database system ${freshSystem}`,
+      ),
+    );
+    t.regex(refused.stderr, /nothing was deleted/);
+  }
+  t.true(existsSync(first) && existsSync(second), 'both base backups of the real cluster are kept');
+  t.deepEqual(segments(archive), archivedBefore, 'no WAL was pruned');
+
+  // Only the archive moved aside: the real cluster's base backups still stop every run, also a
+  // backup written before backup_info recorded the identifier (read from its pg_control).
+  writeFileSync(
+    join(second, 'backup_info'),
+    readFileSync(join(second, 'backup_info'), 'utf8').replace(/^SYSTEM_IDENTIFIER=.*\n/m, ''),
+  );
+  const freshArchive = directory('secretid-wal-');
+  fresh.server.psql(`ALTER SYSTEM SET archive_command = '${archiveCommand(freshArchive)}'`);
+  fresh.server.psql('SELECT pg_reload_conf()');
+  await switchAndWaitForArchive(fresh.server, freshArchive);
+  const mixed = runBaseBackup(fresh.server, backupDir, freshArchive, '1');
+  t.is(mixed.status, 1, mixed.output);
+  t.regex(
+    mixed.stderr,
+    new RegExp(`base backup .*${second.split('/').pop()} belongs to database system ${realSystem}`),
+  );
+  t.true(existsSync(first) && existsSync(second));
+
+  // Restores pick only backups of the archive's system: 'latest' from the real archive takes
+  // the newest real backup; from the new system's archive it skips a newer-named real one.
+  const restoredReal = directory('secretid-restored-');
+  const pickedReal = mustSucceed(
+    restorePitr({
+      PGDATA: restoredReal,
+      WAL_ARCHIVE_DIR: archive,
+      BACKUP_DIR: backupDir,
+      TARGET_TIME: 'latest',
+    }),
+    'restore-pitr.sh from the real archive',
+  );
+  t.true(pickedReal.stdout.includes(`picked base backup ${second}`), pickedReal.stdout);
+  const freshBackupDir = directory('secretid-backup-');
+  const freshBackup = writtenBackup(baseBackup(fresh.server, freshBackupDir, freshArchive).stdout);
+  // The new system's archive reaches the segment names the real backup needs, as it would.
+  const realStart = readFileSync(join(second, 'START_WAL'), 'utf8').trim();
+  for (let i = 0; i < 20 && !existsSync(join(freshArchive, realStart)); i++) {
+    await switchAndWaitForArchive(fresh.server, freshArchive);
+  }
+  t.true(existsSync(join(freshArchive, realStart)), `${realStart} in the new archive`);
+  fresh.server.stop();
+  execFileSync('cp', ['-a', second, join(freshBackupDir, 'base', '29991231T235959Z')]);
+  const restoredFresh = directory('secretid-restored-');
+  const pickedFresh = mustSucceed(
+    restorePitr({
+      PGDATA: restoredFresh,
+      WAL_ARCHIVE_DIR: freshArchive,
+      BACKUP_DIR: freshBackupDir,
+      TARGET_TIME: 'latest',
+    }),
+    'restore-pitr.sh from the new archive',
+  );
+  t.regex(
+    pickedFresh.stdout,
+    new RegExp(
+      `skipping base backup 29991231T235959Z: it belongs to database system ${realSystem}`,
+    ),
+  );
+  t.true(pickedFresh.stdout.includes(`picked base backup ${freshBackup}`), pickedFresh.stdout);
+  // Named explicitly, a real backup with the new archive is refused: the same segment names
+  // exist in both archives, but that WAL cannot be replayed on it.
+  const wrongArchive = directory('secretid-restored-');
+  const refused = restorePitr({
+    PGDATA: wrongArchive,
+    WAL_ARCHIVE_DIR: freshArchive,
+    BASE_BACKUP: second,
+    TARGET_TIME: 'latest',
+  });
+  t.is(refused.status, 1, refused.output);
+  t.regex(
+    refused.stderr,
+    /cannot be replayed on this backup|lacks [0-9A-F]{24}, the first segment/,
+  );
+  t.deepEqual(readdirSync(wrongArchive), []);
 });
 
 test('base-backup.sh refuses a server without WAL archiving and bad configuration', async (t) => {

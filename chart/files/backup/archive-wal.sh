@@ -11,7 +11,14 @@
 # success it did not record, e.g. after a crash) is success, different content is an error.
 # Exit 0 tells PostgreSQL the segment is safe and may be recycled; anything else makes it keep
 # the segment and retry. Messages go to stderr, which the server writes to its log.
+#
+# The archive belongs to one database system: the first segment records its system identifier
+# in <archive>/SYSTEM_IDENTIFIER, and a segment of another identifier (a re-initialised data
+# directory, or a second cluster pointed here) is refused, so the server keeps it, retries and
+# the WAL-archiving alert fires, instead of mixing two clusters' WAL under one retention.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=system-identifier.sh
+source "$(dirname "${BASH_SOURCE[0]}")/system-identifier.sh"
 
 fail() {
   echo "archive-wal: ERROR: $*" >&2
@@ -37,6 +44,23 @@ esac
 [ -d "$archive" ] || fail "archive directory $archive does not exist (is the backup volume mounted?)"
 if ! [ -w "$archive" ] || ! [ -x "$archive" ]; then
   fail "archive directory $archive is not writable by uid $(id -u)"
+fi
+
+if [[ "$file_name" =~ ^[0-9A-F]{24}(\.partial)?$ ]]; then
+  incoming_system=$(segment_system_identifier "$source_path")
+  [ -n "$incoming_system" ] || fail "$source_path has no WAL page header with a system identifier: not a WAL segment"
+  archive_system=$(archive_system_identifier "$archive")
+  if [ -n "$archive_system" ] && [ "$archive_system" != "$incoming_system" ]; then
+    fail "the archive $archive holds WAL of database system $archive_system, but $file_name comes from database system $incoming_system (a re-initialised data directory, or another cluster archiving here); refusing to mix them, nothing was written. If this server is the one to keep now, move the archive and the base backups aside (they still restore system $archive_system) and give archive_command an empty directory"
+  fi
+  if ! [ -s "$archive/SYSTEM_IDENTIFIER" ]; then
+    marker="$archive/.SYSTEM_IDENTIFIER.$$.tmp"
+    if ! { printf '%s\n' "$incoming_system" >"$marker" && sync "$marker" && mv -f "$marker" "$archive/SYSTEM_IDENTIFIER"; }; then
+      rm -f "$marker"
+      fail "cannot record the system identifier in $archive/SYSTEM_IDENTIFIER"
+    fi
+    echo "archive-wal: the archive $archive belongs to database system $incoming_system from now on" >&2
+  fi
 fi
 
 target="$archive/$file_name"

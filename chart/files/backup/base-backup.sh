@@ -17,12 +17,20 @@
 # every segment older than the oldest START_WAL of the kept backups (pg_archivecleanup), so
 # each kept backup can still be rolled forward to the newest archived WAL.
 #
+# One database system per backup volume: every backup records the server's system identifier
+# (backup_info SYSTEM_IDENTIFIER), and before anything is written the script refuses (status 1,
+# nothing deleted) when the WAL archive or any kept base backup belongs to another identifier.
+# A data directory initialised anew (an empty volume, a new cluster pointed here) would
+# otherwise rotate out every backup of the real cluster; the failed Job raises the alert.
+#
 # Environment: PGHOST, PGPORT (default 5432), PGUSER (superuser or a role with REPLICATION),
 # PGPASSWORD (or PGPASSFILE), BACKUP_DIR, WAL_ARCHIVE_DIR (both must exist),
 # KEEP_BASE_BACKUPS (default 2), VERIFY_BASE_BACKUP (default true), WAIT_SECONDS (default 60).
 # The server needs archive_mode=on and a pg_hba.conf line for "replication" connections.
 # Exit status: 0 done, 1 failed (no partial backup left behind), 2 bad configuration.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=system-identifier.sh
+source "$(dirname "${BASH_SOURCE[0]}")/system-identifier.sh"
 
 log() { echo "base-backup: $*"; }
 die() {
@@ -90,6 +98,24 @@ case "$archive_mode" in
   *) die "the server runs with archive_mode=$archive_mode: without WAL archiving a base backup taken with --wal-method=none cannot be restored. Set archive_mode=on and archive_command (archive-wal.sh) first" ;;
 esac
 
+pattern='[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z'
+existing_backups() { find "$base" -mindepth 1 -maxdepth 1 -type d -name "$pattern" -printf '%f\n' | sort -r; }
+system=$(sql 'SELECT system_identifier FROM pg_control_system()') || die "cannot read the server's system identifier"
+[[ "$system" =~ ^[0-9]+$ ]] || die "the server's system identifier '$system' is not a number"
+move_aside="If this server is the one to keep from now on, move $base and $WAL_ARCHIVE_DIR aside (e.g. mv $base $base.system-OLD; they still restore that system with restore-pitr.sh) and run again"
+archive_system=$(archive_system_identifier "$WAL_ARCHIVE_DIR")
+if [ -n "$archive_system" ] && [ "$archive_system" != "$system" ]; then
+  die "the WAL archive $WAL_ARCHIVE_DIR belongs to database system $archive_system, but the server at ${PGHOST}:${PGPORT:-5432} is database system $system (its data directory was initialised anew?). Refusing to back up or rotate anything: nothing was deleted. ${move_aside/OLD/$archive_system}"
+fi
+while IFS= read -r backup; do
+  backup_system=$(backup_system_identifier "$base/$backup")
+  [ -n "$backup_system" ] || die "cannot tell which database system base backup $base/$backup belongs to (no SYSTEM_IDENTIFIER in backup_info, no readable pg_control in base.tar.gz). Refusing to rotate it: nothing was deleted. Move it aside if it is damaged"
+  if [ "$backup_system" != "$system" ]; then
+    die "base backup $base/$backup belongs to database system $backup_system, but the server at ${PGHOST}:${PGPORT:-5432} is database system $system (its data directory was initialised anew?). Refusing to back up or rotate anything: nothing was deleted. ${move_aside/OLD/$backup_system}"
+  fi
+done < <(existing_backups)
+log "database system $system; the WAL archive and ${base} hold only backups of it"
+
 log "base backup of ${PGHOST}:${PGPORT:-5432} as $PGUSER into $final (label '$label')"
 pg_basebackup --pgdata="$partial" --format=tar --gzip --wal-method=none --checkpoint=fast \
   --label="$label" --manifest-checksums=SHA256 --verbose ||
@@ -155,6 +181,7 @@ printf '%s\n' "$start_wal" >"$partial/START_WAL"
   echo "END_LSN=$end_lsn"
   echo "START_TIME=$start_time"
   echo "END_TIME=$end_time"
+  echo "SYSTEM_IDENTIFIER=$system"
 } >"$partial/backup_info"
 sync "$partial"/* "$partial"
 mv "$partial" "$final"
@@ -164,9 +191,9 @@ sync "$base"
 bytes=$(du -sb "$final" | cut -f1)
 log "wrote $final: $bytes bytes ($(numfmt --to=iec "$bytes")) in $(($(now_ms) - started_ms)) ms; restorable to any time after $end_time"
 
-# Retention of base backups: exact timestamp names only, newest first.
-pattern='[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z'
-mapfile -t all < <(find "$base" -mindepth 1 -maxdepth 1 -type d -name "$pattern" -printf '%f\n' | sort -r)
+# Retention of base backups (all of this database system, checked above): exact timestamp
+# names only, newest first.
+mapfile -t all < <(existing_backups)
 for old in "${all[@]:keep}"; do
   rm -rf "${base:?}/$old"
   log "retention: deleted base backup $old"

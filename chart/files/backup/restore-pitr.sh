@@ -11,13 +11,17 @@
 #   TARGET_TIME      e.g. 2024-05-01T12:34:56Z or '2024-05-01 14:34:56.123+02'; without a
 #                    zone it means UTC. 'latest' replays all archived WAL instead.
 #   BASE_BACKUP      a base backup directory (<BACKUP_DIR>/base/<timestamp>), or else
-#   BACKUP_DIR       to pick the newest base backup that ended before TARGET_TIME.
+#   BACKUP_DIR       to pick the newest base backup that ended before TARGET_TIME and belongs
+#                    to the database system whose WAL the archive holds (never another one).
 # Refuses (status 1, PGDATA untouched) when PGDATA is not empty, the target lies before the
-# end of the base backup, or the backup's first WAL segment is not in the archive.
+# end of the base backup, the backup's first WAL segment is not in the archive, or the backup
+# and that segment belong to different database systems (system identifiers).
 # Run it as the user PostgreSQL runs as (uid 999 in the official image); run as root, it gives
 # the restored files to the owner of PGDATA, which must then exist and not belong to root.
 # Exit status: 0 prepared, 1 refused or failed, 2 bad configuration.
 set -euo pipefail
+# shellcheck source-path=SCRIPTDIR source=system-identifier.sh
+source "$(dirname "${BASH_SOURCE[0]}")/system-identifier.sh"
 
 log() { echo "restore-pitr: $*"; }
 die() {
@@ -52,20 +56,27 @@ else
 fi
 
 backup_end() { sed -n 's/^END_TIME=//p' "$1/backup_info" 2>/dev/null; }
+archive_system=$(archive_system_identifier "$WAL_ARCHIVE_DIR")
 if [ -n "${BASE_BACKUP:-}" ]; then
   backup="${BASE_BACKUP%/}"
 else
+  [ -n "$archive_system" ] || die "the WAL archive $WAL_ARCHIVE_DIR holds no WAL segment, so no base backup can be rolled forward from it; nothing was changed"
   backup=""
   pattern='[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]T[0-9][0-9][0-9][0-9][0-9][0-9]Z'
   while IFS= read -r candidate; do
     end=$(backup_end "$BACKUP_DIR/base/$candidate")
     [ -n "$end" ] || continue
+    candidate_system=$(backup_system_identifier "$BACKUP_DIR/base/$candidate")
+    if [ "$candidate_system" != "$archive_system" ]; then
+      log "skipping base backup $candidate: it belongs to database system ${candidate_system:-unknown}, the WAL archive to $archive_system"
+      continue
+    fi
     if [ -z "$target_us" ] || [ "$(micros "$end")" -le "$target_us" ]; then
       backup="$BACKUP_DIR/base/$candidate"
       break
     fi
   done < <(find "$BACKUP_DIR/base" -mindepth 1 -maxdepth 1 -type d -name "$pattern" -printf '%f\n' 2>/dev/null | sort -r)
-  [ -n "$backup" ] || die "no base backup in $BACKUP_DIR/base ended before $target_text; nothing was changed"
+  [ -n "$backup" ] || die "no base backup of database system $archive_system in $BACKUP_DIR/base ended before $target_text; nothing was changed"
   log "picked base backup $backup"
 fi
 [ -f "$backup/base.tar.gz" ] || die "$backup/base.tar.gz is missing: not a base backup of base-backup.sh; nothing was changed"
@@ -74,6 +85,11 @@ start_wal=$(cat "$backup/START_WAL" 2>/dev/null || true)
 [[ "$start_wal" =~ ^[0-9A-F]{24}$ ]] || die "$backup/START_WAL is missing or invalid; nothing was changed"
 [ -f "$WAL_ARCHIVE_DIR/$start_wal" ] ||
   die "the WAL archive $WAL_ARCHIVE_DIR lacks $start_wal, the first segment this backup needs (pruned, or another archive?); nothing was changed"
+backup_system=$(backup_system_identifier "$backup")
+[ -n "$backup_system" ] || die "cannot tell which database system $backup belongs to (no SYSTEM_IDENTIFIER in backup_info, no readable pg_control in base.tar.gz); nothing was changed"
+segment_system=$(segment_system_identifier "$WAL_ARCHIVE_DIR/$start_wal")
+[ "$segment_system" = "$backup_system" ] ||
+  die "base backup $backup is of database system $backup_system, but $start_wal in the WAL archive $WAL_ARCHIVE_DIR is of database system ${segment_system:-unknown}: that WAL cannot be replayed on this backup. Use the archive this backup was taken with; nothing was changed"
 end_time=$(backup_end "$backup")
 if [ -z "$end_time" ]; then
   log "WARNING: $backup/backup_info has no END_TIME; cannot check that the target lies after the backup"
