@@ -10,6 +10,15 @@
  */
 import { existsSync } from 'node:fs';
 import { requireTool } from '../scripts/tools.ts';
+import { controlPlane } from './actions/control-plane.ts';
+import { debianPackages } from './actions/debian-packages.ts';
+import { egressGuard } from './actions/egress-guard.ts';
+import { hostState } from './actions/host-state.ts';
+import { images } from './actions/images.ts';
+import { kubernetesBinaries } from './actions/kubernetes-binaries.ts';
+import { network } from './actions/network.ts';
+import { nodesAction } from './actions/nodes.ts';
+import { pki } from './actions/pki.ts';
 import { type Action, runDown, runUp } from './lib/action.ts';
 import { HarnessError, succeeds } from './lib/run.ts';
 import {
@@ -20,15 +29,6 @@ import {
   stateDirectory,
   version,
 } from './lib/settings.ts';
-import { controlPlane } from './actions/control-plane.ts';
-import { debianPackages } from './actions/debian-packages.ts';
-import { egressGuard } from './actions/egress-guard.ts';
-import { hostState } from './actions/host-state.ts';
-import { images } from './actions/images.ts';
-import { kubernetesBinaries } from './actions/kubernetes-binaries.ts';
-import { network } from './actions/network.ts';
-import { nodesAction } from './actions/nodes.ts';
-import { pki } from './actions/pki.ts';
 
 const kubectl = () => requireTool('kubectl');
 

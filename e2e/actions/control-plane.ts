@@ -5,8 +5,8 @@
 import { existsSync, mkdirSync, rmSync } from 'node:fs';
 import type { Action } from '../lib/action.ts';
 import {
-  HarnessError,
   daemonPid,
+  HarnessError,
   logTail,
   run,
   startDaemon,

@@ -10,15 +10,15 @@ import {
   mkdirSync,
   readdirSync,
   readFileSync,
-  rmSync,
   rmdirSync,
+  rmSync,
   writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import type { Action } from '../lib/action.ts';
 import {
-  HarnessError,
   daemonPid,
+  HarnessError,
   logTail,
   output,
   run,
