@@ -1,21 +1,37 @@
 /**
- * Container images built on the machine into OCI archives in the cache (one per name and tag),
- * to be imported into every node's containerd: there is no registry. Each image's tag is a
- * digest of what it is built from, so a changed input gives a new tag and an unchanged one
- * reuses the cached archive.
+ * Container images built on the machine into OCI archives in the cache, imported into every
+ * node's containerd: there is no registry. An image is imported under the names the chart
+ * and knative/ use (e.g. docker.io/library/postgres:15-bookworm), so they install with their
+ * own defaults; the images the harness alone uses get a localhost/secretid-e2e/ name. Each
+ * archive is keyed by a digest of what it is built from, so a changed input is rebuilt and
+ * an unchanged one comes from the cache. The README's table says how each differs from the
+ * official image it stands in for.
  */
 import { createHash } from 'node:crypto';
-import { chmodSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import {
+  chmodSync,
+  cpSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  statSync,
+} from 'node:fs';
 import { join } from 'node:path';
 import type { Action } from '../lib/action.ts';
 import { buildImage, type ImageConfig } from '../lib/oci.ts';
-import { run } from '../lib/run.ts';
+import { addUser, debianRoot } from '../lib/rootfs.ts';
+import { HarnessError, run } from '../lib/run.ts';
 import { cacheDirectory, repositoryRoot } from '../lib/settings.ts';
 
 export interface ImageDefinition {
-  /** Repository part of the reference, e.g. localhost/secretid-e2e/pause */
-  repository: string;
-  /** Everything the image is built from, hashed into its tag. */
+  /** Short name, for messages and the archive's file name. */
+  name: string;
+  /** Every name the image is imported under; the first is its own. */
+  references: () => string[];
+  /** Everything the image is built from, hashed into the archive's key. */
   inputs: () => string[];
   /** Fills the image's root folder. */
   build: (rootfs: string) => Promise<void> | void;
@@ -24,19 +40,37 @@ export interface ImageDefinition {
 
 const digestOf = (parts: string[]) =>
   createHash('sha256').update(parts.join('\0')).digest('hex').slice(0, 12);
+/** A digest of every file under a folder (names and contents). */
+const folderDigest = (folder: string): string => {
+  if (!existsSync(folder))
+    throw new HarnessError(`${folder} does not exist`, 'npm run build (npm test runs it first)');
+  const hash = createHash('sha256');
+  const walk = (path: string) => {
+    for (const entry of readdirSync(path).sort()) {
+      const full = join(path, entry);
+      hash.update(full.slice(folder.length));
+      if (statSync(full).isDirectory()) walk(full);
+      else hash.update(readFileSync(full));
+    }
+  };
+  walk(folder);
+  return hash.digest('hex');
+};
 
-export const imageTag = (image: ImageDefinition) =>
-  digestOf([JSON.stringify(image.config), ...image.inputs()]);
-export const imageReference = (image: ImageDefinition) => `${image.repository}:${imageTag(image)}`;
+export const imageDigest = (image: ImageDefinition) =>
+  digestOf([image.name, JSON.stringify(image.config), ...image.inputs()]);
+export const imageReferences = (image: ImageDefinition) => image.references();
 const archiveOf = (image: ImageDefinition) =>
-  join(cacheDirectory, 'images', `${image.repository.split('/').pop()}-${imageTag(image)}.tar`);
-
-const pauseSource = join(repositoryRoot, 'e2e', 'images', 'pause.c');
+  join(cacheDirectory, 'images', `${image.name}-${imageDigest(image)}.tar`);
+const harnessReference = (image: ImageDefinition) =>
+  `localhost/secretid-e2e/${image.name}:${imageDigest(image)}`;
+const imageSources = join(repositoryRoot, 'e2e', 'images');
 
 /** The pod sandbox image: one static binary. */
 export const pauseImage: ImageDefinition = {
-  repository: 'localhost/secretid-e2e/pause',
-  inputs: () => [readFileSync(pauseSource, 'utf8')],
+  name: 'pause',
+  references: () => [harnessReference(pauseImage)],
+  inputs: () => [readFileSync(join(imageSources, 'pause.c'), 'utf8')],
   build: (rootfs) => {
     run(
       'gcc',
@@ -49,7 +83,7 @@ export const pauseImage: ImageDefinition = {
         '-s',
         '-o',
         join(rootfs, 'pause'),
-        pauseSource,
+        join(imageSources, 'pause.c'),
       ],
       {
         what: 'gcc -static pause.c',
@@ -61,17 +95,138 @@ export const pauseImage: ImageDefinition = {
   config: { entrypoint: ['/pause'], user: '65535:65535' },
 };
 
+/** The chart's image names, read from its values (one source of truth). */
+const chartImage = (component: string) => {
+  const values = readFileSync(join(repositoryRoot, 'chart', 'values.yaml'), 'utf8');
+  const block = new RegExp(
+    `^${component}:\\n(?:(?:  .*)?\\n)*?  image:\\n    repository: (\\S+)\\n    tag: "?([^"\\n]+)"?`,
+    'm',
+  ).exec(values);
+  if (!block?.[1] || !block[2])
+    throw new HarnessError(`chart/values.yaml has no ${component}.image.repository and tag`);
+  return normalise(`${block[1]}:${block[2]}`);
+};
+/** The name containerd gives an image reference (docker.io/library/ for bare names). */
+export const normalise = (reference: string) => {
+  const first = reference.split('/')[0] ?? '';
+  if (!reference.includes('/')) return `docker.io/library/${reference}`;
+  if (!first.includes('.') && !first.includes(':') && first !== 'localhost')
+    return `docker.io/${reference}`;
+  return reference;
+};
+
+/** PostgreSQL at the chart's major, from Debian, uid 999 like the official image. */
+export const postgresImage: ImageDefinition = {
+  name: 'postgres',
+  references: () => [chartImage('postgres')],
+  inputs: () => [readFileSync(join(imageSources, 'postgres-entrypoint.sh'), 'utf8')],
+  build: async (rootfs) => {
+    await debianRoot(rootfs, ['postgresql-15', 'postgresql-client-15'], {
+      key: 'postgres uid 999, no main cluster',
+      run: (root) => {
+        addUser(root, 'postgres', 999, '/var/lib/postgresql');
+        mkdirSync(join(root, 'etc/postgresql-common'), { recursive: true });
+        cpSync(
+          join(imageSources, 'postgres-createcluster.conf'),
+          join(root, 'etc/postgresql-common/createcluster.conf'),
+        );
+      },
+    });
+    cpSync(
+      join(imageSources, 'postgres-entrypoint.sh'),
+      join(rootfs, 'usr/local/bin/docker-entrypoint.sh'),
+    );
+    chmodSync(join(rootfs, 'usr/local/bin/docker-entrypoint.sh'), 0o755);
+    for (const folder of ['var/run/postgresql', 'var/lib/postgresql/data']) {
+      mkdirSync(join(rootfs, folder), { recursive: true });
+      run('chown', ['999:999', join(rootfs, folder)]);
+    }
+    chmodSync(join(rootfs, 'var/run/postgresql'), 0o3775);
+  },
+  config: {
+    entrypoint: ['docker-entrypoint.sh'],
+    cmd: ['postgres'],
+    env: {
+      PATH: '/usr/lib/postgresql/15/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin',
+      PGDATA: '/var/lib/postgresql/data',
+      LANG: 'C.UTF-8',
+    },
+    user: '999:999',
+    exposedPorts: [5432],
+  },
+};
+
+const nodeBinary = join(repositoryRoot, 'node_modules', 'node', 'bin', 'node');
+const nodeVersion = () => run(nodeBinary, ['--version']).stdout.trim();
+
+/** One of the project's functions: Debian + the project's pinned Node + one dist/ bundle. */
+const functionImage = (name: string, bundle: string, reference: () => string): ImageDefinition => {
+  const image: ImageDefinition = {
+    name,
+    references: () => [reference()],
+    inputs: () => [nodeVersion(), folderDigest(join(repositoryRoot, 'dist', bundle))],
+    build: async (rootfs) => {
+      await debianRoot(rootfs, ['ca-certificates'], {
+        key: 'node uid 1000',
+        run: (root) => addUser(root, 'node', 1000, '/home/node'),
+      });
+      cpSync(nodeBinary, join(rootfs, 'usr/local/bin/node'));
+      chmodSync(join(rootfs, 'usr/local/bin/node'), 0o755);
+      cpSync(join(repositoryRoot, 'dist', bundle), join(rootfs, 'app'), { recursive: true });
+    },
+    config: {
+      cmd: ['node', 'server.mjs'],
+      env: { NODE_ENV: 'production', PORT: '8080' },
+      workingDir: '/app',
+      user: '1000:1000',
+      exposedPorts: [8080],
+    },
+  };
+  return image;
+};
+
+/** The kustomization's name and tag of a function image (knative/kustomization.yaml). */
+const knativeImage = (name: string) => {
+  const text = readFileSync(join(repositoryRoot, 'knative', 'kustomization.yaml'), 'utf8');
+  const block = new RegExp(
+    `- name: ${name}\\n\\s+newName: (\\S+)\\n\\s+newTag: "?([^"\\n]+)"?`,
+  ).exec(text);
+  if (!block?.[1] || !block[2])
+    throw new HarnessError(`knative/kustomization.yaml has no image ${name}`);
+  return normalise(`${block[1]}:${block[2]}`);
+};
+
+export const apiImage = functionImage('secretid-api', 'api', () => knativeImage('secretid-api'));
+export const webImage = functionImage('secretid-web', 'web', () => knativeImage('secretid-web'));
+export const seedImage: ImageDefinition = {
+  ...functionImage('secretid-seed', 'db-seed', () => chartImage('seed')),
+  config: {
+    cmd: ['node', 'seed.mjs'],
+    env: { NODE_ENV: 'production' },
+    workingDir: '/app',
+    user: '1000:1000',
+  },
+};
+
 /** Every image the nodes get, in import order. */
-export const clusterImages: ImageDefinition[] = [pauseImage];
+export const clusterImages: ImageDefinition[] = [
+  pauseImage,
+  postgresImage,
+  seedImage,
+  apiImage,
+  webImage,
+];
 
 /** Builds an image's archive unless the cache has it; returns the archive path. */
 export const ensureImage = async (image: ImageDefinition) => {
   const archive = archiveOf(image);
   if (existsSync(archive)) return archive;
+  mkdirSync(join(cacheDirectory, 'images'), { recursive: true });
   const root = mkdtempSync(join(cacheDirectory, 'images', '.rootfs-'));
   try {
     await image.build(root);
-    await buildImage(root, archive, { ...image.config, reference: imageReference(image) });
+    const [own] = imageReferences(image);
+    await buildImage(root, archive, { ...image.config, reference: own as string });
   } finally {
     rmSync(root, { recursive: true, force: true });
   }
@@ -82,17 +237,17 @@ export const images: Action = {
   name: 'images',
   description: 'build the images the cluster runs into OCI archives (cached by content)',
   up: async () => {
-    mkdirSync(join(cacheDirectory, 'images'), { recursive: true });
     for (const image of clusterImages) {
       const cached = existsSync(archiveOf(image));
       const started = Date.now();
       await ensureImage(image);
       console.log(
-        `      ${imageReference(image)} ${cached ? 'cached' : `built in ${((Date.now() - started) / 1000).toFixed(1)} s`}`,
+        `      ${imageReferences(image).join(', ')} ${cached ? 'cached' : `built in ${((Date.now() - started) / 1000).toFixed(1)} s`}`,
       );
     }
   },
 };
 
+/** Each image's archive and the names to give it after import. */
 export const imageArchives = () =>
-  clusterImages.map((image) => ({ reference: imageReference(image), archive: archiveOf(image) }));
+  clusterImages.map((image) => ({ references: imageReferences(image), archive: archiveOf(image) }));

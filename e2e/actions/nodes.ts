@@ -37,7 +37,7 @@ import {
   podNetwork,
 } from '../lib/settings.ts';
 import { packageBinary } from './debian-packages.ts';
-import { imageArchives, imageReference, pauseImage } from './images.ts';
+import { imageArchives, imageReferences, pauseImage } from './images.ts';
 import { kubernetesBinary } from './kubernetes-binaries.ts';
 import { kubeconfigFor, pkiFile, writeKubeconfig } from './pki.ts';
 
@@ -116,7 +116,7 @@ disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapsho
   path = "${join(directory, 'opt')}"
 
 [plugins."io.containerd.grpc.v1.cri"]
-  sandbox_image = "${imageReference(pauseImage)}"
+  sandbox_image = "${imageReferences(pauseImage)[0]}"
   # Root here lacks CAP_SYS_RESOURCE: a negative oom_score_adj would fail every sandbox.
   restrict_oom_score_adj = true
   disable_apparmor = true
@@ -299,11 +299,14 @@ const startNode = async (node: NodeSettings, kubectlPath: string) => {
       '-q',
     ]).split('\n'),
   );
-  for (const { reference, archive } of imageArchives()) {
-    if (present.has(reference)) continue;
-    ctr(node, ['images', 'import', '--no-unpack=false', archive]);
+  for (const { references, archive } of imageArchives()) {
+    if (references.every((reference) => present.has(reference))) continue;
+    const [own, ...others] = references as [string, ...string[]];
+    ctr(node, ['images', 'import', archive]);
+    for (const other of others) ctr(node, ['images', 'tag', '--force', own, other]);
     // Pinned images are never garbage-collected by the kubelet.
-    ctr(node, ['images', 'label', reference, 'io.cri-containerd.pinned=pinned']);
+    for (const reference of references)
+      ctr(node, ['images', 'label', reference, 'io.cri-containerd.pinned=pinned']);
   }
 
   createCgroupRoot(node);
