@@ -10,15 +10,19 @@
  */
 import { existsSync } from 'node:fs';
 import { requireTool } from '../scripts/tools.ts';
+import { addons } from './actions/addons.ts';
 import { controlPlane } from './actions/control-plane.ts';
 import { debianPackages } from './actions/debian-packages.ts';
 import { egressGuard } from './actions/egress-guard.ts';
+import { goBinaries } from './actions/go-binaries.ts';
 import { hostState } from './actions/host-state.ts';
 import { images } from './actions/images.ts';
 import { kubernetesBinaries } from './actions/kubernetes-binaries.ts';
 import { network } from './actions/network.ts';
+import { networkPolicy } from './actions/network-policy.ts';
 import { nodesAction } from './actions/nodes.ts';
 import { pki } from './actions/pki.ts';
+import { traefik } from './actions/traefik-files.ts';
 import { type Action, runDown, runUp } from './lib/action.ts';
 import { HarnessError, succeeds } from './lib/run.ts';
 import {
@@ -46,6 +50,9 @@ const hostCommands: Record<string, string> = {
   go: 'golang (Go 1.26 is on this machine kind)',
   'apt-get': 'apt',
   dpkg: 'dpkg',
+  pip: 'python3-pip',
+  unzip: 'unzip',
+  debootstrap: 'debootstrap',
 };
 
 const preflight: Action = {
@@ -87,11 +94,15 @@ export const actions: Action[] = [
   egressGuard,
   kubernetesBinaries,
   debianPackages,
+  goBinaries,
+  traefik,
   images,
   pki,
   network,
   controlPlane(kubectl),
   nodesAction(kubectl),
+  networkPolicy,
+  addons(kubectl),
 ];
 
 const status = async () => {

@@ -27,6 +27,16 @@ export const trixiePackages = {
     versionPin: 'ETCD_DEB_VERSION',
     binaries: ['usr/bin/etcd'],
   },
+  prometheus: {
+    name: 'prometheus',
+    versionPin: 'PROMETHEUS_DEB_VERSION',
+    binaries: ['usr/bin/prometheus'],
+  },
+  postgresExporter: {
+    name: 'prometheus-postgres-exporter',
+    versionPin: 'POSTGRES_EXPORTER_DEB_VERSION',
+    binaries: ['usr/bin/prometheus-postgres-exporter'],
+  },
 } satisfies Record<string, UnpackedPackage>;
 
 const packageRoot = (pkg: UnpackedPackage) =>
@@ -102,7 +112,8 @@ const fetchAndUnpack = (pkg: UnpackedPackage) => {
 
 export const debianPackages: Action = {
   name: 'debian-packages',
-  description: 'fetch containerd and etcd from Debian trixie and unpack them (cached by version)',
+  description:
+    'fetch containerd, etcd, Prometheus and the PostgreSQL exporter from Debian trixie and unpack them (cached by version)',
   up: () => {
     for (const pkg of Object.values(trixiePackages)) {
       if (pkg.binaries.every((binary) => existsSync(join(packageRoot(pkg), binary)))) {

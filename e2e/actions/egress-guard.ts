@@ -21,7 +21,9 @@ import {
 
 /** One guard rule: table, chain and match, without the -A/-I. */
 export interface GuardRule {
-  table: 'filter' | 'mangle';
+  table: 'filter' | 'mangle' | 'raw';
+  /** iptables, or ip6tables for IPv6. */
+  family?: 'iptables' | 'ip6tables';
   chain: string;
   match: string[];
 }
@@ -53,14 +55,25 @@ export const hostGuardRules = (): GuardRule[] => [
   },
 ];
 
-/** The rules inside a node's namespace: out of the node only to the lab network. */
-export const nodeGuardRules = (nodeInterface: string): GuardRule[] =>
-  ['OUTPUT', 'FORWARD'].map((chain) => ({
-    table: 'filter',
-    chain,
-    match: ['-o', nodeInterface, '!', '-d', labNetwork, '-j', 'REJECT'],
-  }));
+/**
+ * The rules inside a node's namespace: out of the node, and from its pods, only to the lab
+ * network. They sit in the raw table, which neither kube-proxy nor kube-router rewrites
+ * (kube-router restores the whole filter table, which would reset a counter there).
+ */
+export const nodeGuardRules = (nodeInterface: string, podBridge: string): GuardRule[] => [
+  {
+    table: 'raw',
+    chain: 'OUTPUT',
+    match: ['-o', nodeInterface, '!', '-d', labNetwork, '-j', 'DROP'],
+  },
+  {
+    table: 'raw',
+    chain: 'PREROUTING',
+    match: ['-i', podBridge, '!', '-d', labNetwork, '-j', 'DROP'],
+  },
+];
 
+const command = (rule: GuardRule) => rule.family ?? 'iptables';
 const iptables = (rule: GuardRule, action: '-C' | '-I' | '-D') => [
   '-w',
   '-t',
@@ -74,15 +87,15 @@ const iptables = (rule: GuardRule, action: '-C' | '-I' | '-D') => [
 /** Inserts the rules (first in their chain) unless present, then checks each one exists. */
 export const installGuardRules = (rules: GuardRule[], netns?: string) => {
   for (const rule of rules) {
-    if (!succeeds('iptables', iptables(rule, '-C'), { netns })) {
-      run('iptables', iptables(rule, '-I'), {
+    if (!succeeds(command(rule), iptables(rule, '-C'), { netns })) {
+      run(command(rule), iptables(rule, '-I'), {
         netns,
-        what: `iptables ${iptables(rule, '-I').join(' ')}`,
+        what: `${command(rule)} ${iptables(rule, '-I').join(' ')}`,
         fix: 'the kernel needs xt_cgroup, xt_comment and REJECT (built into this VM kind); install iptables',
       });
     }
   }
-  const missing = rules.filter((rule) => !succeeds('iptables', iptables(rule, '-C'), { netns }));
+  const missing = rules.filter((rule) => !succeeds(command(rule), iptables(rule, '-C'), { netns }));
   if (missing.length > 0) {
     throw new HarnessError(
       `egress guard rules missing after insertion${netns ? ` in ${netns}` : ''}: ${missing.map((rule) => rule.match.join(' ')).join('; ')}`,
@@ -100,8 +113,11 @@ export const removeGuardRules = (rules: GuardRule[], netns?: string) => {
 /** Packet counters of every guard rule, from iptables-save -c, as "table chain match: N". */
 export const guardCounters = (netns?: string) => {
   const lines: Array<{ rule: string; packets: number }> = [];
-  for (const table of ['filter', 'mangle']) {
-    const saved = output('iptables-save', ['-c', '-t', table], { netns });
+  for (const [save, table] of ['filter', 'mangle', 'raw'].flatMap((name) => [
+    ['iptables-save', name],
+    ['ip6tables-save', name],
+  ]) as Array<[string, string]>) {
+    const saved = output(save, ['-c', '-t', table], { netns });
     for (const line of saved.split('\n')) {
       if (!line.includes(guardComment)) continue;
       const match = /^\[(\d+):(\d+)\] -A (.*)$/.exec(line);

@@ -18,13 +18,18 @@ import {
   readFileSync,
   rmSync,
   statSync,
+  writeFileSync,
 } from 'node:fs';
 import { join } from 'node:path';
 import type { Action } from '../lib/action.ts';
+import { chartImage } from '../lib/chart.ts';
 import { buildImage, type ImageConfig } from '../lib/oci.ts';
 import { addUser, debianRoot } from '../lib/rootfs.ts';
 import { HarnessError, run } from '../lib/run.ts';
 import { cacheDirectory, repositoryRoot } from '../lib/settings.ts';
+import { packageBinary } from './debian-packages.ts';
+import { goBinary } from './go-binaries.ts';
+import { traefikFiles } from './traefik-files.ts';
 
 export interface ImageDefinition {
   /** Short name, for messages and the archive's file name. */
@@ -55,6 +60,17 @@ const folderDigest = (folder: string): string => {
   };
   walk(folder);
   return hash.digest('hex');
+};
+
+const fileDigests = new Map<string, string>();
+/** A file's sha256, computed once per run (binaries are large). */
+const fileDigest = (path: string) => {
+  let digest = fileDigests.get(path);
+  if (!digest) {
+    digest = createHash('sha256').update(readFileSync(path)).digest('hex');
+    fileDigests.set(path, digest);
+  }
+  return digest;
 };
 
 export const imageDigest = (image: ImageDefinition) =>
@@ -95,16 +111,10 @@ export const pauseImage: ImageDefinition = {
   config: { entrypoint: ['/pause'], user: '65535:65535' },
 };
 
-/** The chart's image names, read from its values (one source of truth). */
-const chartImage = (component: string) => {
-  const values = readFileSync(join(repositoryRoot, 'chart', 'values.yaml'), 'utf8');
-  const block = new RegExp(
-    `^${component}:\\n(?:(?:  .*)?\\n)*?  image:\\n    repository: (\\S+)\\n    tag: "?([^"\\n]+)"?`,
-    'm',
-  ).exec(values);
-  if (!block?.[1] || !block[2])
-    throw new HarnessError(`chart/values.yaml has no ${component}.image.repository and tag`);
-  return normalise(`${block[1]}:${block[2]}`);
+/** The name containerd will know a chart image by. */
+const chartImageReference = (component: string) => {
+  const { repository, tag } = chartImage(component);
+  return normalise(`${repository}:${tag}`);
 };
 /** The name containerd gives an image reference (docker.io/library/ for bare names). */
 export const normalise = (reference: string) => {
@@ -118,7 +128,7 @@ export const normalise = (reference: string) => {
 /** PostgreSQL at the chart's major, from Debian, uid 999 like the official image. */
 export const postgresImage: ImageDefinition = {
   name: 'postgres',
-  references: () => [chartImage('postgres')],
+  references: () => [chartImageReference('postgres')],
   inputs: () => [readFileSync(join(imageSources, 'postgres-entrypoint.sh'), 'utf8')],
   build: async (rootfs) => {
     await debianRoot(rootfs, ['postgresql-15', 'postgresql-client-15'], {
@@ -199,7 +209,7 @@ const knativeImage = (name: string) => {
 export const apiImage = functionImage('secretid-api', 'api', () => knativeImage('secretid-api'));
 export const webImage = functionImage('secretid-web', 'web', () => knativeImage('secretid-web'));
 export const seedImage: ImageDefinition = {
-  ...functionImage('secretid-seed', 'db-seed', () => chartImage('seed')),
+  ...functionImage('secretid-seed', 'db-seed', () => chartImageReference('seed')),
   config: {
     cmd: ['node', 'seed.mjs'],
     env: { NODE_ENV: 'production' },
@@ -208,10 +218,107 @@ export const seedImage: ImageDefinition = {
   },
 };
 
+/** A static program alone in an image (plus /etc/passwd and /tmp), running as `uid`. */
+const staticProgramImage = (name: string, binary: () => string, uid: number): ImageDefinition => {
+  const image: ImageDefinition = {
+    name,
+    references: () => [harnessReference(image)],
+    inputs: () => [fileDigest(binary())],
+    build: (rootfs) => {
+      const file = binary().split('/').pop() as string;
+      mkdirSync(join(rootfs, 'etc'), { recursive: true });
+      mkdirSync(join(rootfs, 'tmp'), { mode: 0o1777 });
+      cpSync(binary(), join(rootfs, file));
+      chmodSync(join(rootfs, file), 0o755);
+      writeFileSync(
+        join(rootfs, 'etc/passwd'),
+        `root:x:0:0:root:/:/sbin/nologin\nnonroot:x:${uid}:${uid}:nonroot:/:/sbin/nologin\n`,
+      );
+      writeFileSync(join(rootfs, 'etc/group'), `root:x:0:\nnonroot:x:${uid}:\n`);
+    },
+    config: { entrypoint: [`/${binary().split('/').pop()}`], user: `${uid}:${uid}` },
+  };
+  return image;
+};
+
+export const corednsImage = staticProgramImage('coredns', () => goBinary('coredns'), 0);
+export const localPathImage = staticProgramImage(
+  'local-path-provisioner',
+  () => goBinary('localPath'),
+  0,
+);
+export const traefikImage = staticProgramImage('traefik', traefikFiles.binary, 65532);
+
+export const kubeStateMetricsImage: ImageDefinition = {
+  ...staticProgramImage('kube-state-metrics', () => goBinary('kubeStateMetrics'), 65534),
+  references: () => [chartImageReference('kubeStateMetrics')],
+};
+/** A program from a trixie package on a bookworm root (its libc is new enough). */
+const debianProgramImage = (
+  name: string,
+  component: string,
+  binary: () => string,
+  config: ImageDefinition['config'],
+  folders: string[] = [],
+): ImageDefinition => ({
+  name,
+  references: () => [chartImageReference(component)],
+  inputs: () => [fileDigest(binary())],
+  build: async (rootfs) => {
+    await debianRoot(rootfs, []);
+    cpSync(binary(), join(rootfs, 'usr/local/bin', binary().split('/').pop() as string));
+    for (const folder of folders) {
+      mkdirSync(join(rootfs, folder), { recursive: true });
+      run('chown', ['65534:65534', join(rootfs, folder)]);
+    }
+  },
+  config,
+});
+
+/** Prometheus run like the official image: as nobody, data in /prometheus. */
+export const prometheusImage = debianProgramImage(
+  'prometheus',
+  'prometheus',
+  () => packageBinary('prometheus', 'prometheus'),
+  {
+    entrypoint: ['/usr/local/bin/prometheus'],
+    user: '65534:65534',
+    workingDir: '/prometheus',
+    exposedPorts: [9090],
+  },
+  ['prometheus'],
+);
+export const postgresExporterImage = debianProgramImage(
+  'postgres-exporter',
+  'postgresExporter',
+  () => packageBinary('postgresExporter', 'prometheus-postgres-exporter'),
+  {
+    entrypoint: ['/usr/local/bin/prometheus-postgres-exporter'],
+    user: '65534:65534',
+    exposedPorts: [9187],
+  },
+);
+
+/** A small Debian userland: local-path's helper pods, and the tests' client pods (curl). */
+export const toolboxImage: ImageDefinition = {
+  name: 'toolbox',
+  references: () => [harnessReference(toolboxImage)],
+  inputs: () => ['curl ca-certificates'],
+  build: (rootfs) => debianRoot(rootfs, ['curl', 'ca-certificates']),
+  config: { cmd: ['sleep', 'infinity'] },
+};
+
 /** Every image the nodes get, in import order. */
 export const clusterImages: ImageDefinition[] = [
   pauseImage,
+  toolboxImage,
+  corednsImage,
+  localPathImage,
+  traefikImage,
   postgresImage,
+  postgresExporterImage,
+  prometheusImage,
+  kubeStateMetricsImage,
   seedImage,
   apiImage,
   webImage,

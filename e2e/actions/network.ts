@@ -14,6 +14,8 @@ import { guardCounters, installGuardRules, nodeGuardRules, printCounters } from 
 
 /** The node's interface name inside its namespace. */
 export const nodeInterface = 'eth0';
+/** The bridge of the node's pods (the CNI configuration in nodes.ts creates it). */
+export const podBridge = 'cni0';
 
 const ip = (args: string[], netns?: string) =>
   run('ip', args, { netns, what: `ip ${args.join(' ')}${netns ? ` (in ${netns})` : ''}` });
@@ -64,7 +66,7 @@ export const network: Action = {
       sysctl('net.ipv4.ip_forward=1', node.namespace);
       // Pods reaching a Service on their own node's bridge need the bridge's traffic in iptables.
       sysctl('net.bridge.bridge-nf-call-iptables=1', node.namespace);
-      installGuardRules(nodeGuardRules(nodeInterface), node.namespace);
+      installGuardRules(nodeGuardRules(nodeInterface, podBridge), node.namespace);
     }
     console.log(
       `      ${nodes.map((node) => `${node.name} ${node.address} pods ${node.podCidr}`).join('; ')}`,

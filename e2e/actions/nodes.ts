@@ -39,6 +39,7 @@ import {
 import { packageBinary } from './debian-packages.ts';
 import { imageArchives, imageReferences, pauseImage } from './images.ts';
 import { kubernetesBinary } from './kubernetes-binaries.ts';
+import { podBridge } from './network.ts';
 import { kubeconfigFor, pkiFile, writeKubeconfig } from './pki.ts';
 
 const nodeDirectory = (node: NodeSettings, ...parts: string[]) =>
@@ -74,7 +75,7 @@ const writeContainerdConfig = (node: NodeSettings) => {
         plugins: [
           {
             type: 'bridge',
-            bridge: 'cni0',
+            bridge: podBridge,
             isGateway: true,
             ipMasq: false,
             hairpinMode: true,
