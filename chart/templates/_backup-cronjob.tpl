@@ -34,6 +34,17 @@ spec:
             - name: {{ . }}
             {{- end }}
           {{- end }}
+          {{- if eq (include "secretid.backupAccessMode" $root) "ReadWriteOnce" }}
+          # A ReadWriteOnce backup volume is usable on one node only, where PostgreSQL archives
+          # WAL into it: run there.
+          affinity:
+            podAffinity:
+              requiredDuringSchedulingIgnoredDuringExecution:
+                - topologyKey: kubernetes.io/hostname
+                  labelSelector:
+                    matchLabels:
+                      {{- include "secretid.selectorLabels" (dict "root" $root "component" "postgres") | nindent 22 }}
+          {{- end }}
           securityContext:
             {{- include "secretid.podSecurityContext" (dict "uid" (int $root.Values.postgres.uid)) | nindent 12 }}
           containers:

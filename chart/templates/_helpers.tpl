@@ -147,3 +147,17 @@ namespaceSelector:
 {{- define "secretid.kubeStateMetricsResources" -}}
 cronjobs,deployments,jobs,nodes,persistentvolumeclaims,persistentvolumes,pods,statefulsets
 {{- end -}}
+
+{{/*
+The backup claim's access mode: backup.persistence.accessMode, or ReadWriteMany on NFS and
+ReadWriteOnce on a storage class. PostgreSQL (archiving WAL) and the backup jobs mount the
+volume at the same time, so ReadWriteOncePod can never work.
+*/}}
+{{- define "secretid.backupAccessMode" -}}
+{{- $persistence := .Values.backup.persistence }}
+{{- $mode := $persistence.accessMode | default (ternary "ReadWriteMany" "ReadWriteOnce" $persistence.nfs.enabled) }}
+{{- if eq $mode "ReadWriteOncePod" }}
+{{- fail "backup.persistence.accessMode=ReadWriteOncePod cannot work: PostgreSQL (archiving WAL) and the backup jobs mount the backup volume at the same time. Set it to ReadWriteOnce (the jobs then run on PostgreSQL's node) or ReadWriteMany (needs a storage class that offers it, or backup.persistence.nfs.enabled=true)" }}
+{{- end }}
+{{- $mode }}
+{{- end }}

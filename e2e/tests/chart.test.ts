@@ -1,0 +1,160 @@
+/**
+ * The chart on the test cluster, as a person installs and runs it: `helm install` with no
+ * values on a cluster whose default storage class is ReadWriteOnce only (local-path, as k3s
+ * has it), the seed Job's data, the api role's privileges, `helm upgrade` keeping the
+ * credentials and the edge CA, and `helm uninstall` keeping the data for a reinstall.
+ */
+import test from 'ava';
+import {
+  chartDirectory,
+  eventually,
+  helm,
+  kubectl,
+  kubectlJson,
+  kubectlResult,
+  psql,
+  secretData,
+} from './helpers/cluster.ts';
+
+const release = 'secretid';
+const namespace = 'secretid';
+const postgresPod = `${release}-postgres-0`;
+const credentials = `${release}-credentials`;
+const tlsSecret = `${release}-tls`;
+
+interface Claim {
+  metadata: { name: string };
+  spec: { accessModes: string[]; storageClassName: string };
+  status: { phase: string };
+}
+
+test.serial(
+  'helm install with no values works on a cluster whose only default storage class is ReadWriteOnce (cluster)',
+  (t) => {
+    const started = Date.now();
+    helm([
+      'install',
+      release,
+      chartDirectory,
+      '-n',
+      namespace,
+      '--create-namespace',
+      '--wait',
+      '--timeout',
+      '5m',
+    ]);
+    t.log(`helm install --wait: ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    const claims = kubectlJson<{ items: Claim[] }>(['-n', namespace, 'get', 'pvc']).items;
+    const backup = claims.find((claim) => claim.metadata.name === `${release}-backup`);
+    t.truthy(backup, claims.map((claim) => claim.metadata.name).join(', '));
+    t.deepEqual(backup?.spec.accessModes, ['ReadWriteOnce']);
+    t.is(backup?.spec.storageClassName, 'local-path', 'the default class');
+    t.true(
+      claims.every((claim) => claim.status.phase === 'Bound'),
+      JSON.stringify(claims.map((claim) => claim.status)),
+    );
+    t.is(
+      kubectl([
+        '-n',
+        namespace,
+        'get',
+        'pod',
+        postgresPod,
+        '-o',
+        'jsonpath={.status.containerStatuses[*].ready}',
+      ]),
+      'true true',
+    );
+  },
+);
+
+test.serial(
+  'the seed Job filled the database: 500 + 500 first names and 1,000 last names (cluster)',
+  (t) => {
+    const counts = psql(
+      namespace,
+      postgresPod,
+      "SELECT (SELECT count(*) FROM first_names WHERE sex = 'F') || ' ' || (SELECT count(*) FROM first_names WHERE sex = 'M') || ' ' || (SELECT count(*) FROM last_names)",
+    );
+    t.is(counts.status, 0, counts.stderr);
+    t.is(counts.stdout.trim(), '500 500 1000');
+  },
+);
+
+test.serial("the api's database role reads the names and cannot write (cluster)", (t) => {
+  const secrets = secretData(namespace, credentials);
+  const reader = { user: 'secretid_reader', password: secrets['reader-password'] as string };
+  t.truthy(reader.password);
+  const read = psql(namespace, postgresPod, 'SELECT count(*) FROM last_names', reader);
+  t.is(read.status, 0, read.stderr);
+  t.is(read.stdout.trim(), '1000');
+  for (const statement of [
+    "INSERT INTO last_names (name, rank, count) VALUES ('Moneypenny', 1001, 1)",
+    'DELETE FROM first_names',
+    'CREATE TABLE dossiers (id int)',
+  ]) {
+    const write = psql(namespace, postgresPod, statement, reader);
+    t.not(write.status, 0, statement);
+    t.regex(write.stderr, /permission denied/, statement);
+  }
+});
+
+test.serial(
+  'helm upgrade with a changed value keeps the credentials and the edge CA (cluster)',
+  (t) => {
+    const credentialsBefore = secretData(namespace, credentials);
+    const tlsBefore = secretData(namespace, tlsSecret);
+    helm([
+      'upgrade',
+      release,
+      chartDirectory,
+      '-n',
+      namespace,
+      '--wait',
+      '--timeout',
+      '5m',
+      '--set',
+      'prometheus.retention=7d',
+    ]);
+    const args = kubectlJson<{
+      spec: { template: { spec: { containers: Array<{ args: string[] }> } } };
+    }>(['-n', namespace, 'get', 'deployment', `${release}-prometheus`]).spec.template.spec
+      .containers[0]?.args;
+    t.true(args?.includes('--storage.tsdb.retention.time=7d'), `${args}`);
+    t.deepEqual(secretData(namespace, credentials), credentialsBefore);
+    t.deepEqual(secretData(namespace, tlsSecret), tlsBefore);
+  },
+);
+
+test.serial(
+  'helm uninstall keeps the data volume and the credentials, and a reinstall serves the same data (cluster)',
+  async (t) => {
+    const marker = `written before uninstall ${Date.now()}`;
+    const write = psql(
+      namespace,
+      postgresPod,
+      `CREATE TABLE IF NOT EXISTS e2e_marker (note text); INSERT INTO e2e_marker VALUES ('${marker}')`,
+    );
+    t.is(write.status, 0, write.stderr);
+    const credentialsBefore = secretData(namespace, credentials);
+    helm(['uninstall', release, '-n', namespace, '--wait']);
+    await eventually(
+      'the PostgreSQL pod to be gone',
+      () => kubectlResult(['-n', namespace, 'get', 'pod', postgresPod]).status !== 0,
+    );
+    const kept = kubectlJson<{ items: Claim[] }>(['-n', namespace, 'get', 'pvc'])
+      .items.map((claim) => claim.metadata.name)
+      .sort();
+    t.true(
+      kept.includes(`${release}-postgres-data`) && kept.includes(`${release}-backup`),
+      kept.join(', '),
+    );
+    t.deepEqual(secretData(namespace, credentials), credentialsBefore);
+
+    helm(['install', release, chartDirectory, '-n', namespace, '--wait', '--timeout', '5m']);
+    const read = psql(namespace, postgresPod, 'SELECT note FROM e2e_marker');
+    t.is(read.status, 0, read.stderr);
+    t.is(read.stdout.trim(), marker);
+    t.deepEqual(secretData(namespace, credentials), credentialsBefore);
+  },
+);

@@ -1,0 +1,130 @@
+/**
+ * What the e2e tests use to drive the test cluster from outside, as a person would: kubectl
+ * and helm with the harness's kubeconfig, psql inside the PostgreSQL pod, and polling.
+ */
+import { spawnSync } from 'node:child_process';
+import { join } from 'node:path';
+import { requireTool } from '../../../scripts/tools.ts';
+import { chartImage } from '../../lib/chart.ts';
+import { paths, repositoryRoot } from '../../lib/settings.ts';
+
+export const chartDirectory = join(repositoryRoot, 'chart');
+export const clusterEnvironment = () => ({ ...process.env, KUBECONFIG: paths.kubeconfig });
+
+export interface CommandResult {
+  status: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+const run = (tool: 'kubectl' | 'helm', args: string[], input?: string): CommandResult => {
+  const result = spawnSync(requireTool(tool), args, {
+    encoding: 'utf8',
+    env: clusterEnvironment(),
+    input,
+    timeout: 15 * 60_000,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  if (result.error) throw result.error;
+  return { status: result.status, stdout: result.stdout, stderr: result.stderr };
+};
+
+/** Runs kubectl; throws with its output unless it succeeded. */
+export const kubectl = (args: string[], input?: string) => {
+  const result = run('kubectl', args, input);
+  if (result.status !== 0)
+    throw new Error(`kubectl ${args.join(' ')} exited ${result.status}: ${result.stderr}`);
+  return result.stdout;
+};
+/** Runs kubectl and returns the whole result, whatever the exit status. */
+export const kubectlResult = (args: string[], input?: string) => run('kubectl', args, input);
+export const kubectlJson = <T = unknown>(args: string[]) =>
+  JSON.parse(kubectl([...args, '-o', 'json'])) as T;
+
+/** Runs helm; throws with its output unless it succeeded. */
+export const helm = (args: string[]) => {
+  const result = run('helm', args);
+  if (result.status !== 0)
+    throw new Error(
+      `helm ${args.join(' ')} exited ${result.status}:\n${result.stdout}\n${result.stderr}`,
+    );
+  return result.stdout;
+};
+
+/** A Secret's values, decoded. */
+export const secretData = (namespace: string, name: string): Record<string, string> => {
+  const secret = kubectlJson<{ data?: Record<string, string> }>([
+    '-n',
+    namespace,
+    'get',
+    'secret',
+    name,
+  ]);
+  return Object.fromEntries(
+    Object.entries(secret.data ?? {}).map(([key, value]) => [
+      key,
+      Buffer.from(value, 'base64').toString('utf8'),
+    ]),
+  );
+};
+
+/**
+ * Runs SQL with psql inside the PostgreSQL pod: as the superuser over the local socket, or as
+ * another role over TCP with its password (as the api connects).
+ */
+export const psql = (
+  namespace: string,
+  pod: string,
+  sqlText: string,
+  as: { user: string; password?: string; database?: string } = { user: 'postgres' },
+) =>
+  kubectlResult([
+    '-n',
+    namespace,
+    'exec',
+    pod,
+    '-c',
+    'postgres',
+    '--',
+    'env',
+    ...(as.password ? [`PGPASSWORD=${as.password}`] : []),
+    'psql',
+    '-X',
+    '-q',
+    '-At',
+    '-v',
+    'ON_ERROR_STOP=1',
+    ...(as.password ? ['-h', '127.0.0.1'] : []),
+    '-U',
+    as.user,
+    '-d',
+    as.database ?? 'secretid',
+    '-c',
+    sqlText,
+  ]);
+
+/** Polls until `check` returns something other than undefined or false, or throws. */
+export const eventually = async <T>(
+  what: string,
+  check: () => T | undefined | false,
+  timeoutMs = 120_000,
+): Promise<T> => {
+  const deadline = Date.now() + timeoutMs;
+  let last = '';
+  for (;;) {
+    try {
+      const value = check();
+      if (value !== undefined && value !== false) return value;
+    } catch (error) {
+      last = error instanceof Error ? error.message : String(error);
+    }
+    if (Date.now() > deadline)
+      throw new Error(
+        `timed out after ${timeoutMs / 1000} s waiting for ${what}${last ? `: ${last}` : ''}`,
+      );
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+  }
+};
+
+/** The chart's roles and keys, from its values (what a person would read in values.yaml). */
+export { chartImage };
