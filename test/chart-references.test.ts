@@ -192,7 +192,7 @@ const keyStores = ({ objects, values }: Pick<Render, 'objects' | 'values'>) => {
     secrets.set(stringValue(values, 'edge.tls.existingSecret'), new Set(['tls.crt', 'tls.key']));
   }
   const basicAuth = stringValue(values, 'prometheus.basicAuth.existingSecret');
-  if (basicAuth) secrets.set(basicAuth, new Set(['users']));
+  if (basicAuth) secrets.set(basicAuth, new Set(['username', 'password']));
   return { secrets, configMaps };
 };
 
@@ -575,16 +575,33 @@ const environmentProblems = ({ objects }: Render) => {
 };
 
 /** Basic-auth middlewares read a Secret that exists and holds "users" (htpasswd lines). */
+/**
+ * A basic-auth middleware reads a Secret of a shape Traefik accepts (its CRD provider drops the
+ * middleware, and the route with it, otherwise): type kubernetes.io/basic-auth with username
+ * and password, or an Opaque Secret of exactly one key of htpasswd lines. An external Secret
+ * is the operator's to shape (values.yaml says how).
+ */
 const middlewareProblems = ({ objects, values }: Render) => {
   const { secrets } = keyStores({ objects, values });
+  const external = stringValue(values, 'prometheus.basicAuth.existingSecret');
   return ofKind(objects, 'Middleware').flatMap((middleware) => {
     const { basicAuth } = spec<{ basicAuth?: { secret?: string } }>(middleware);
     if (!basicAuth) return [];
-    const keys = secrets.get(basicAuth.secret ?? '');
-    return keys?.has('users')
+    const name = basicAuth.secret ?? '';
+    if (name && name === external) return [];
+    const rendered = ofKind(objects, 'Secret').find((secret) => secret.metadata.name === name);
+    const keys = [...(secrets.get(name) ?? [])].sort();
+    const type = (rendered as { type?: string } | undefined)?.type ?? 'Opaque';
+    const accepted =
+      rendered &&
+      ((type === 'kubernetes.io/basic-auth' &&
+        keys.includes('username') &&
+        keys.includes('password')) ||
+        (type === 'Opaque' && keys.length === 1));
+    return accepted
       ? []
       : [
-          `${describe(middleware)}: basicAuth Secret ${basicAuth.secret} is neither rendered nor external, or has no key users`,
+          `${describe(middleware)}: basicAuth Secret ${name} is not rendered, or not of a shape Traefik reads (type ${type}, keys ${keys.join(', ') || 'none'})`,
         ];
   });
 };
@@ -910,7 +927,7 @@ const checks = {
   'probes point at declared container ports': probeProblems,
   'NetworkPolicies select existing pods and open their real ports': networkPolicyProblems,
   'IngressRoutes name rendered middlewares, TLS options, Secrets and Kourier': ingressRouteProblems,
-  'basic-auth middlewares read an existing Secret with users': middlewareProblems,
+  'basic-auth middlewares read a Secret of a shape Traefik accepts': middlewareProblems,
   'pods, ServiceAccounts, bindings and roles name each other': rbacProblems,
   'cluster-scoped objects carry the namespace in their names': clusterScopedProblems,
   'the exporter reads its own PostgreSQL as the monitor role, on its declared port':
@@ -1182,10 +1199,16 @@ const drift: [string, (objects: RenderedObject[]) => void, keyof typeof checks, 
     /Service agency-7-secretid-prometheus has no port 9091/,
   ],
   [
+    'basic auth reads an Opaque Secret of more than one key (Traefik drops the route)',
+    change('Secret', '-prometheus-basic-auth', 'type', 'Opaque'),
+    'basic-auth middlewares read a Secret of a shape Traefik accepts',
+    /not of a shape Traefik reads \(type Opaque, keys password, username\)/,
+  ],
+  [
     'basic auth reads a Secret that is not rendered',
     change('Middleware', '-prometheus-auth', 'spec.basicAuth.secret', 'prometheus-users'),
-    'basic-auth middlewares read an existing Secret with users',
-    /basicAuth Secret prometheus-users/,
+    'basic-auth middlewares read a Secret of a shape Traefik accepts',
+    /basicAuth Secret prometheus-users is not rendered/,
   ],
   [
     'a pod runs as a ServiceAccount that is not rendered',

@@ -6,7 +6,7 @@ import { spawnSync } from 'node:child_process';
 import { join } from 'node:path';
 import { requireTool } from '../../../scripts/tools.ts';
 import { chartImage } from '../../lib/chart.ts';
-import { paths, repositoryRoot } from '../../lib/settings.ts';
+import { nodes, paths, repositoryRoot } from '../../lib/settings.ts';
 
 export const chartDirectory = join(repositoryRoot, 'chart');
 export const clusterEnvironment = () => ({ ...process.env, KUBECONFIG: paths.kubeconfig });
@@ -128,3 +128,76 @@ export const eventually = async <T>(
 
 /** The chart's roles and keys, from its values (what a person would read in values.yaml). */
 export { chartImage };
+
+/** Installs the chart as `release` unless it is deployed (tests of other files may run first). */
+export const ensureRelease = (release: string, namespace: string, extraArgs: string[] = []) => {
+  const status = run('helm', ['status', release, '-n', namespace, '-o', 'json']);
+  if (
+    status.status === 0 &&
+    (JSON.parse(status.stdout) as { info: { status: string } }).info.status === 'deployed'
+  )
+    return;
+  helm([
+    'upgrade',
+    '--install',
+    release,
+    chartDirectory,
+    '-n',
+    namespace,
+    '--create-namespace',
+    '--wait',
+    '--timeout',
+    '5m',
+    ...extraArgs,
+  ]);
+};
+
+/** The edge as a person reaches it from the host: the first node's address, ports 80 and 443. */
+export const edgeAddress = () => nodes[0]?.address as string;
+
+export interface CurlResult {
+  status: number;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/**
+ * curl through the edge, by host name: `--resolve host:port:<edge>` so TLS sees the name (SNI)
+ * as a real client would, with the CA from `caFile`; returns the status line's code, the
+ * response headers (lower-case names) and the body.
+ */
+export const curlEdge = (
+  url: string,
+  options: { caFile?: string; user?: string; extra?: string[] } = {},
+): CurlResult => {
+  const { hostname, port, protocol } = new URL(url);
+  const effectivePort = port || (protocol === 'https:' ? '443' : '80');
+  const args = [
+    '-sS',
+    '--max-time',
+    '10',
+    '--resolve',
+    `${hostname}:${effectivePort}:${edgeAddress()}`,
+    '-D',
+    '-',
+    ...(options.caFile ? ['--cacert', options.caFile] : []),
+    ...(options.user ? ['-u', options.user] : []),
+    ...(options.extra ?? []),
+    url,
+  ];
+  const result = spawnSync('curl', args, { encoding: 'utf8', timeout: 20_000 });
+  if (result.status !== 0)
+    throw new Error(`curl ${args.join(' ')} exited ${result.status}: ${result.stderr}`);
+  const [head = '', ...rest] = result.stdout.split('\r\n\r\n');
+  const [statusLine = '', ...headerLines] = head.split('\r\n');
+  return {
+    status: Number(statusLine.split(' ')[1]),
+    headers: Object.fromEntries(
+      headerLines.map((line) => {
+        const colon = line.indexOf(':');
+        return [line.slice(0, colon).toLowerCase(), line.slice(colon + 1).trim()];
+      }),
+    ),
+    body: rest.join('\r\n\r\n'),
+  };
+};
