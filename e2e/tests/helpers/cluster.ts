@@ -201,3 +201,73 @@ export const curlEdge = (
     body: rest.join('\r\n\r\n'),
   };
 };
+
+export interface OneShotPod {
+  namespace: string;
+  name: string;
+  image: string;
+  command: string[];
+  labels?: Record<string, string>;
+  /** Schedule it on this node. */
+  node?: string;
+}
+
+/**
+ * Runs a command in a pod of its own until it ends (hardened like the chart's pods: non-root,
+ * no privilege escalation, read-only root), returns its exit code and log, and deletes it.
+ */
+export const runPod = async (pod: OneShotPod, timeoutMs = 90_000) => {
+  kubectl(['-n', pod.namespace, 'delete', 'pod', pod.name, '--ignore-not-found', '--wait']);
+  kubectl(
+    ['apply', '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'v1',
+      kind: 'Pod',
+      metadata: { name: pod.name, namespace: pod.namespace, labels: pod.labels ?? {} },
+      spec: {
+        restartPolicy: 'Never',
+        automountServiceAccountToken: false,
+        enableServiceLinks: false,
+        ...(pod.node ? { nodeName: pod.node } : {}),
+        securityContext: {
+          runAsNonRoot: true,
+          runAsUser: 65534,
+          runAsGroup: 65534,
+          seccompProfile: { type: 'RuntimeDefault' },
+        },
+        containers: [
+          {
+            name: 'main',
+            image: pod.image,
+            imagePullPolicy: 'IfNotPresent',
+            command: pod.command,
+            securityContext: {
+              allowPrivilegeEscalation: false,
+              readOnlyRootFilesystem: true,
+              capabilities: { drop: ['ALL'] },
+            },
+          },
+        ],
+      },
+    }),
+  );
+  const exitCode = await eventually(
+    `pod ${pod.namespace}/${pod.name} to finish`,
+    () => {
+      const code = kubectl([
+        '-n',
+        pod.namespace,
+        'get',
+        'pod',
+        pod.name,
+        '-o',
+        'jsonpath={.status.containerStatuses[0].state.terminated.exitCode}',
+      ]);
+      return code === '' ? undefined : Number(code);
+    },
+    timeoutMs,
+  );
+  const log = kubectlResult(['-n', pod.namespace, 'logs', pod.name]).stdout;
+  kubectl(['-n', pod.namespace, 'delete', 'pod', pod.name, '--wait=false']);
+  return { exitCode, log };
+};
