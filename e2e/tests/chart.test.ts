@@ -4,6 +4,7 @@
  * has it), the seed Job's data, the api role's privileges, `helm upgrade` keeping the
  * credentials and the edge CA, and `helm uninstall` keeping the data for a reinstall.
  */
+import { spawnSync } from 'node:child_process';
 import test from 'ava';
 import {
   chartDirectory,
@@ -14,6 +15,7 @@ import {
   kubectlResult,
   psql,
   secretData,
+  shellEnvironment,
 } from './helpers/cluster.ts';
 
 const release = 'secretid';
@@ -87,6 +89,24 @@ test.serial(
     );
     t.is(counts.status, 0, counts.stderr);
     t.is(counts.stdout.trim(), '500 500 1000');
+  },
+);
+
+test.serial(
+  "NOTES.txt's seed-log command, run as written after the install, shows the seed's log (cluster)",
+  (t) => {
+    const notes = helm(['get', 'notes', release, '-n', namespace]);
+    const command = notes
+      .split('\n')
+      .map((line) => line.trim())
+      .find((line) => line.startsWith('kubectl') && line.includes('logs job/'));
+    t.truthy(command, notes);
+    const result = spawnSync('sh', ['-c', command as string], {
+      encoding: 'utf8',
+      env: shellEnvironment(),
+    });
+    t.is(result.status, 0, `${command}: ${result.stderr}`);
+    t.regex(result.stdout, /seed complete/);
   },
 );
 

@@ -3,7 +3,7 @@
  * and helm with the harness's kubeconfig, psql inside the PostgreSQL pod, and polling.
  */
 import { spawnSync } from 'node:child_process';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { requireTool } from '../../../scripts/tools.ts';
 import { chartImage } from '../../lib/chart.ts';
 import { nodes, paths, repositoryRoot } from '../../lib/settings.ts';
@@ -271,3 +271,12 @@ export const runPod = async (pod: OneShotPod, timeoutMs = 90_000) => {
   kubectl(['-n', pod.namespace, 'delete', 'pod', pod.name, '--wait=false']);
   return { exitCode, log };
 };
+
+/**
+ * The environment for commands run as a person types them (docs, NOTES.txt): the cluster's
+ * kubeconfig, and kubectl and helm on PATH.
+ */
+export const shellEnvironment = () => ({
+  ...clusterEnvironment(),
+  PATH: [dirname(requireTool('kubectl')), dirname(requireTool('helm')), process.env.PATH].join(':'),
+});
