@@ -14,15 +14,17 @@ import { addons } from './actions/addons.ts';
 import { controlPlane } from './actions/control-plane.ts';
 import { debianPackages } from './actions/debian-packages.ts';
 import { egressGuard } from './actions/egress-guard.ts';
-import { goBinaries } from './actions/go-binaries.ts';
+import { goBinaries, goBinariesAction } from './actions/go-binaries.ts';
 import { hostState } from './actions/host-state.ts';
 import { images } from './actions/images.ts';
+import { knative } from './actions/knative.ts';
 import { kubernetesBinaries } from './actions/kubernetes-binaries.ts';
 import { network } from './actions/network.ts';
 import { networkPolicy } from './actions/network-policy.ts';
 import { nodesAction } from './actions/nodes.ts';
 import { pki } from './actions/pki.ts';
 import { traefik } from './actions/traefik-files.ts';
+import { wheels } from './actions/wheels.ts';
 import { type Action, runDown, runUp } from './lib/action.ts';
 import { HarnessError, succeeds } from './lib/run.ts';
 import {
@@ -95,7 +97,13 @@ export const actions: Action[] = [
   kubernetesBinaries,
   debianPackages,
   goBinaries,
+  goBinariesAction(
+    ['knativeServing', 'netKourier', 'kn'],
+    'knative-binaries',
+    'build Knative Serving, net-kourier and kn from the Go module proxy (cached by version)',
+  ),
   traefik,
+  wheels,
   images,
   pki,
   network,
@@ -103,6 +111,7 @@ export const actions: Action[] = [
   nodesAction(kubectl),
   networkPolicy,
   addons(kubectl),
+  knative(kubectl),
 ];
 
 const status = async () => {

@@ -332,3 +332,28 @@ test('the platform settings match the chart: domain, hosts, Kourier', (t) => {
   t.regex(versions, /^KNATIVE_SERVING_VERSION=\d+\.\d+\.\d+$/m);
   t.regex(versions, /^KNATIVE_NET_KOURIER_VERSION=\d+\.\d+\.\d+$/m);
 });
+
+test("config-autoscaler's scale bounds are ones Knative 1.21 starts with", (t) => {
+  const autoscaler = platform.find(
+    (item) => item.kind === 'ConfigMap' && item.metadata.name === 'config-autoscaler',
+  )?.data as Record<string, string>;
+  // With max-scale-limit set, Knative's controller, webhook and autoscaler refuse to start
+  // unless the default max-scale lies in [1, max-scale-limit] (seen on the test cluster with
+  // no max-scale: "max-scale = 0, must be in [1, max-scale-limit(20)] range").
+  const limit = Number(autoscaler['max-scale-limit'] ?? 0);
+  if (limit > 0) {
+    const maxScale = Number(autoscaler['max-scale'] ?? 0);
+    t.true(maxScale >= 1 && maxScale <= limit, `max-scale ${maxScale}, max-scale-limit ${limit}`);
+  }
+  for (const service of services) {
+    const annotations = service.spec.template.metadata.annotations;
+    t.true(
+      Number(annotations['autoscaling.knative.dev/max-scale']) <= limit,
+      service.metadata.name,
+    );
+  }
+  t.regex(
+    readFileSync('knative/platform/versions.env', 'utf8'),
+    /^KNATIVE_CLIENT_VERSION=\d+\.\d+\.\d+$/m,
+  );
+});

@@ -30,6 +30,7 @@ import { cacheDirectory, repositoryRoot } from '../lib/settings.ts';
 import { packageBinary } from './debian-packages.ts';
 import { goBinary } from './go-binaries.ts';
 import { traefikFiles } from './traefik-files.ts';
+import { wheelBinary } from './wheels.ts';
 
 export interface ImageDefinition {
   /** Short name, for messages and the archive's file name. */
@@ -308,6 +309,37 @@ export const toolboxImage: ImageDefinition = {
   config: { cmd: ['sleep', 'infinity'] },
 };
 
+/** Knative's components: static binaries, run as 65532 like the release's images. */
+const knativeComponent = (binary: string, key: 'knativeServing' | 'netKourier') =>
+  staticProgramImage(`knative-${binary}`, () => goBinary(key, binary), 65532);
+const knativeServingImages = Object.fromEntries(
+  ['controller', 'webhook', 'activator', 'autoscaler', 'queue'].map((binary) => [
+    `knative.dev/serving/cmd/${binary}`,
+    knativeComponent(binary, 'knativeServing'),
+  ]),
+);
+const kourierImage = knativeComponent('kourier', 'netKourier');
+
+/** Envoy for Kourier's gateway: the wheel's binary on a Debian root with sh and curl (its preStop). */
+export const envoyImage: ImageDefinition = {
+  name: 'envoy',
+  references: () => [harnessReference(envoyImage)],
+  inputs: () => [fileDigest(wheelBinary('envoy')), 'curl ca-certificates'],
+  build: async (rootfs) => {
+    await debianRoot(rootfs, ['curl', 'ca-certificates']);
+    cpSync(wheelBinary('envoy'), join(rootfs, 'usr/local/bin/envoy'));
+    chmodSync(join(rootfs, 'usr/local/bin/envoy'), 0o755);
+  },
+  config: { entrypoint: ['/usr/local/bin/envoy'], user: '65534:65534' },
+};
+
+/** The image for each ko:// reference of the Knative manifests, and Kourier's Envoy. */
+export const knativeImages = (): Record<string, ImageDefinition> => ({
+  ...knativeServingImages,
+  'knative.dev/net-kourier/cmd/kourier': kourierImage,
+  envoy: envoyImage,
+});
+
 /** Every image the nodes get, in import order. */
 export const clusterImages: ImageDefinition[] = [
   pauseImage,
@@ -322,6 +354,9 @@ export const clusterImages: ImageDefinition[] = [
   seedImage,
   apiImage,
   webImage,
+  ...Object.values(knativeServingImages),
+  kourierImage,
+  envoyImage,
 ];
 
 /** Builds an image's archive unless the cache has it; returns the archive path. */
