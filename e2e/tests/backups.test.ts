@@ -5,10 +5,16 @@
  * archive, which records the database system it belongs to.
  */
 import test from 'ava';
-import { ensureRelease, eventually, kubectl, kubectlResult, psql } from './helpers/cluster.ts';
+import {
+  ensureRelease,
+  eventually,
+  kubectl,
+  kubectlResult,
+  namespace,
+  psql,
+  release,
+} from './helpers/cluster.ts';
 
-const release = 'secretid';
-const namespace = 'secretid';
 const postgresPod = `${release}-postgres-0`;
 /** A command in the PostgreSQL container, which mounts the backup volume at /backup. */
 const inPostgres = (command: string) =>

@@ -8,18 +8,19 @@ import { spawnSync } from 'node:child_process';
 import test from 'ava';
 import {
   chartDirectory,
+  chartRole,
   eventually,
   helm,
   kubectl,
   kubectlJson,
   kubectlResult,
+  namespace,
   psql,
+  release,
   secretData,
   shellEnvironment,
 } from './helpers/cluster.ts';
 
-const release = 'secretid';
-const namespace = 'secretid';
 const postgresPod = `${release}-postgres-0`;
 const credentials = `${release}-credentials`;
 const tlsSecret = `${release}-tls`;
@@ -111,8 +112,7 @@ test.serial(
 );
 
 test.serial("the api's database role reads the names and cannot write (cluster)", (t) => {
-  const secrets = secretData(namespace, credentials);
-  const reader = { user: 'secretid_reader', password: secrets['reader-password'] as string };
+  const reader = chartRole('reader');
   t.truthy(reader.password);
   const read = psql(namespace, postgresPod, 'SELECT count(*) FROM last_names', reader);
   t.is(read.status, 0, read.stderr);
@@ -160,10 +160,7 @@ test.serial(
   async (t) => {
     const marker = `written before uninstall ${Date.now()}`;
     // As the owner role, like the seeder's migrations: the backup jobs dump what it owns.
-    const owner = {
-      user: 'secretid_owner',
-      password: secretData(namespace, credentials)['owner-password'] as string,
-    };
+    const owner = chartRole('owner');
     const write = psql(
       namespace,
       postgresPod,

@@ -1,24 +1,18 @@
-/**
- * The edge as users meet it: Traefik on the nodes' ports 80 and 443, the chart's routes and
- * TLS with the certificate signed by the CA the chart generates. (The functions' routes are
- * tested once they run as Knative Services.)
- */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import test from 'ava';
-import { curlEdge, ensureRelease, secretData } from './helpers/cluster.ts';
+import {
+  curlEdge,
+  edgeCaFile,
+  ensureRelease,
+  namespace,
+  release,
+  secretData,
+} from './helpers/cluster.ts';
 
-const release = 'secretid';
-const namespace = 'secretid';
-const folder = mkdtempSync(join(tmpdir(), 'secretid-e2e-edge-'));
-const caFile = join(folder, 'secretid-ca.crt');
-test.after.always(() => rmSync(folder, { recursive: true, force: true }));
+let caFile = '';
 
 test.before(() => {
   ensureRelease(release, namespace);
-  // As NOTES.txt says: the CA from the chart's TLS Secret.
-  writeFileSync(caFile, secretData(namespace, `${release}-tls`)['ca.crt'] as string);
+  caFile = edgeCaFile();
 });
 
 test.serial(

@@ -3,22 +3,24 @@
  * (`kubectl apply -k knative/` into the chart's namespace), reached as users reach them:
  * through Traefik with TLS by host name, Traefik forwarding to Kourier with the Host header.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
-import { chartDirectory, curlEdge, ensureRelease, kubectl, secretData } from './helpers/cluster.ts';
+import {
+  chartDirectory,
+  curlEdge,
+  edgeCaFile,
+  ensureRelease,
+  kubectl,
+  namespace,
+  release,
+} from './helpers/cluster.ts';
 
-const release = 'secretid';
-const namespace = 'secretid';
 const knativeDirectory = join(chartDirectory, '..', 'knative');
-const folder = mkdtempSync(join(tmpdir(), 'secretid-e2e-knative-'));
-const caFile = join(folder, 'secretid-ca.crt');
-test.after.always(() => rmSync(folder, { recursive: true, force: true }));
+let caFile = '';
 
 test.before(() => {
   ensureRelease(release, namespace);
-  writeFileSync(caFile, secretData(namespace, `${release}-tls`)['ca.crt'] as string);
+  caFile = edgeCaFile();
 });
 
 test.serial(

@@ -6,10 +6,15 @@
  */
 import test from 'ava';
 import { imageReferences, postgresImage, toolboxImage } from '../actions/images.ts';
-import { ensureRelease, kubectl, kubectlResult, runPod } from './helpers/cluster.ts';
+import {
+  ensureRelease,
+  kubectl,
+  kubectlResult,
+  namespace,
+  release,
+  runPod,
+} from './helpers/cluster.ts';
 
-const release = 'secretid';
-const namespace = 'secretid';
 /** A namespace of its own per run (a deleted one may still be terminating). */
 const outsider = `e2e-outsider-${Date.now().toString(36)}`;
 const postgres = () => imageReferences(postgresImage)[0] as string;

@@ -3,9 +3,11 @@
  * and helm with the harness's kubeconfig, psql inside the PostgreSQL pod, and polling.
  */
 import { spawnSync } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { requireTool } from '../../../scripts/tools.ts';
-import { chartImage } from '../../lib/chart.ts';
+import { chartImage, chartValues } from '../../lib/chart.ts';
 import { nodes, paths, repositoryRoot } from '../../lib/settings.ts';
 
 export const chartDirectory = join(repositoryRoot, 'chart');
@@ -280,3 +282,32 @@ export const shellEnvironment = () => ({
   ...clusterEnvironment(),
   PATH: [dirname(requireTool('kubectl')), dirname(requireTool('helm')), process.env.PATH].join(':'),
 });
+
+/** The release the tests install, and its namespace (as chart/README.md and NOTES.txt name them). */
+export const release = 'secretid';
+export const namespace = 'secretid';
+
+/** A role of the chart's values (credentials.roles) and its password from the credentials Secret. */
+export const chartRole = (role: 'owner' | 'reader' | 'monitor') => {
+  const credentials = chartValues().credentials as {
+    roles: Record<string, string>;
+    keys: Record<string, string>;
+  };
+  const key = credentials.keys[`${role}Password`] as string;
+  return {
+    user: credentials.roles[role] as string,
+    password: secretData(namespace, `${release}-credentials`)[key] as string,
+  };
+};
+
+/**
+ * The CA a client trusts, as NOTES.txt says to get it (from the chart's TLS Secret), written to
+ * a file of its own; removed when the test process exits.
+ */
+export const edgeCaFile = () => {
+  const folder = mkdtempSync(join(tmpdir(), 'secretid-e2e-ca-'));
+  process.once('exit', () => rmSync(folder, { recursive: true, force: true }));
+  const file = join(folder, 'secretid-ca.crt');
+  writeFileSync(file, secretData(namespace, `${release}-tls`)['ca.crt'] as string);
+  return file;
+};
