@@ -739,17 +739,38 @@ const exporterProblems = ({ objects, values }: Render) => {
   return problems;
 };
 
+interface RelabelConfig {
+  source_labels?: string[];
+  regex?: string;
+  action?: string;
+  replacement?: string;
+  target_label?: string;
+}
+
 interface ScrapeJob {
   job_name: string;
   kubernetes_sd_configs?: { role: string; namespaces?: { names?: string[] } }[];
-  relabel_configs?: {
-    source_labels?: string[];
-    regex?: string;
-    action?: string;
-    replacement?: string;
-    target_label?: string;
-  }[];
+  relabel_configs?: RelabelConfig[];
+  metric_relabel_configs?: RelabelConfig[];
 }
+
+/** The labels a rule group's expressions aggregate by, `le` aside. */
+const groupingLabels = (ruleFileTexts: string[], groupName: string) => {
+  const expressions = ruleFileTexts
+    .flatMap(
+      (text) =>
+        (parse(text) as { groups?: { name: string; rules: { expr: string }[] }[] } | null)
+          ?.groups ?? [],
+    )
+    .filter((group) => group.name === groupName)
+    .flatMap((group) => group.rules.map((rule) => rule.expr));
+  return new Set(
+    expressions
+      .flatMap((expr) => [...expr.matchAll(/\bby\s*\(([^)]*)\)/g)])
+      .flatMap((match) => (match[1] ?? '').split(',').map((label) => label.trim()))
+      .filter((label) => label !== '' && label !== 'le'),
+  );
+};
 
 /** Prometheus anchors its relabelling regular expressions. */
 const fullMatch = (regex: string | undefined, value: string) =>
@@ -771,7 +792,8 @@ const ruleFiles = readdirSync(join(chartDirectory, 'files/prometheus/rules'))
  * Prometheus's configuration and its pod agree with the output: the configuration and every
  * rule file are mounted where --config.file and rule_files look, the TSDB is on the rendered
  * claim (or an emptyDir), and the scrape jobs name what the chart renders: the kube-state-metrics
- * Service and its port, the exporter's pod and port, the release's namespace, Traefik's.
+ * Service and its port, the exporter's pod and port, the release's namespace, Traefik's. Both
+ * Knative jobs write every label the secretid-knative rules group by.
  */
 const prometheusProblems = ({ objects, values, namespace }: Render) => {
   const deployment = objects.find(
@@ -870,6 +892,27 @@ const prometheusProblems = ({ objects, values, namespace }: Render) => {
       )
   )
     problems.push(`job traefik does not scrape port ${traefikPort}`);
+  // Knative: the activator and the queue-proxy name a revision differently (or not at all), so
+  // each job's relabelling writes the labels the rules aggregate by.
+  const knativeLabels = groupingLabels(
+    ruleFiles.map((file) => data[file] ?? ''),
+    'secretid-knative',
+  );
+  if (knativeLabels.size === 0) problems.push('the secretid-knative rules group by no label');
+  for (const name of ['knative-activator', 'knative-queue-proxy']) {
+    const job = jobs.get(name);
+    const written = new Set(
+      [...(job?.relabel_configs ?? []), ...(job?.metric_relabel_configs ?? [])].map(
+        (rule) => rule.target_label,
+      ),
+    );
+    for (const label of knativeLabels) {
+      if (!written.has(label))
+        problems.push(
+          `job ${name} writes no ${label} label, which the secretid-knative rules group by`,
+        );
+    }
+  }
   // kube-state-metrics: the job keeps exactly the rendered Service, on one of its ports.
   const serviceRegex = keep(jobs.get('kube-state-metrics'), '__meta_kubernetes_service_name');
   const kept = ofKind(objects, 'Service').filter((service) =>

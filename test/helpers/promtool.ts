@@ -262,8 +262,7 @@ export type Exporter =
   | 'traefik'
   | 'kube-state-metrics'
   | 'kubelet'
-  | 'knative-activator'
-  | 'knative-queue-proxy'
+  | 'knative activator and queue-proxy'
   | 'postgres-exporter';
 
 export interface MetricSource {
@@ -314,10 +313,11 @@ const ksm = third(
   'kube-state-metrics v2.13.0 (the chart pins it; documented metrics)',
 );
 const kubelet = third('kubelet', 'kubelet', 'kubelet /metrics, Kubernetes 1.2x+ (documented)');
-const knativeSource =
-  'Knative Serving request metrics as documented up to v1.18 (OpenCensus names); see docs/observability.md for v1.20';
-const activator = third('knative-activator', 'knative-activator', knativeSource);
-const queueProxy = third('knative-queue-proxy', 'knative-queue-proxy', knativeSource);
+const knative = third(
+  'knative activator and queue-proxy',
+  'knative-activator and knative-queue-proxy',
+  'Knative Serving 1.19+ OpenTelemetry (otelhttp) server metrics, config-observability request-metrics-protocol prometheus; scraped on the test cluster at the knative/platform/versions.env pin',
+);
 const postgres = third(
   'postgres-exporter',
   'postgres-exporter',
@@ -364,10 +364,8 @@ export const metricInventory: ReadonlyMap<string, MetricSource> = new Map<string
   ksm('kube_persistentvolume_capacity_bytes'),
   kubelet('kubelet_volume_stats_available_bytes'),
   kubelet('kubelet_volume_stats_capacity_bytes'),
-  activator('activator_request_count'),
-  activator('activator_request_latencies_bucket'),
-  queueProxy('revision_app_request_count'),
-  queueProxy('revision_app_request_latencies_bucket'),
+  knative('http_server_request_duration_seconds_count'),
+  knative('http_server_request_duration_seconds_bucket'),
   postgres('pg_up'),
   postgres('pg_stat_database_numbackends'),
   postgres('pg_settings_max_connections'),
