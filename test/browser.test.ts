@@ -1,11 +1,9 @@
 import test from 'ava';
-import { type Browser, chromium } from 'playwright-core';
+import type { Browser } from 'playwright-core';
+import { consoleProblems, launchChromium } from './helpers/chromium.ts';
 import { createNamesDatabase } from './helpers/names-database.ts';
 import { startPostgres, type TestPostgres } from './helpers/postgres.ts';
 import { type Stack, startStack } from './helpers/stack.ts';
-
-/** Debian's Chromium; CHROMIUM_PATH overrides. Never a downloaded browser. */
-const executablePath = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 
 let server: TestPostgres;
 let stack: Stack;
@@ -15,18 +13,7 @@ test.before(async () => {
   server = await startPostgres();
   const { readerUrl } = await createNamesDatabase(server);
   stack = await startStack({ databaseUrl: readerUrl });
-  // launch() gives every run a fresh temporary profile (a new user-data-dir).
-  browser = await chromium.launch({
-    executablePath,
-    args: [
-      '--no-sandbox',
-      '--disable-gpu',
-      '--disable-background-networking',
-      '--disable-component-update',
-      '--disable-sync',
-      '--no-first-run',
-    ],
-  });
+  browser = await launchChromium();
 });
 
 test.after.always(async () => {
@@ -38,11 +25,7 @@ test.after.always(async () => {
 test('the page shows an identity, another one on request, without console errors', async (t) => {
   const context = await browser.newContext();
   const page = await context.newPage();
-  const problems: string[] = [];
-  page.on('console', (message) => {
-    if (message.type() === 'error' || message.type() === 'warning') problems.push(message.text());
-  });
-  page.on('pageerror', (error) => problems.push(error.message));
+  const problems = consoleProblems(page);
 
   // The edge routes "localhost" to the page, as it does for a person's browser.
   const url = stack.edgeUrl.replace('127.0.0.1', 'localhost');

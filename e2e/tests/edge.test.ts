@@ -2,6 +2,7 @@ import test from 'ava';
 import {
   curlEdge,
   edgeCaFile,
+  edgeHost,
   ensureRelease,
   namespace,
   release,
@@ -19,7 +20,7 @@ test.serial(
   'Prometheus answers through the edge with TLS and its password, and only with it (cluster)',
   (t) => {
     const auth = secretData(namespace, `${release}-prometheus-basic-auth`);
-    const url = 'https://prometheus.secretid/-/ready';
+    const url = `https://${edgeHost('prometheus')}/-/ready`;
     const ready = curlEdge(url, { caFile, user: `${auth.username}:${auth.password}` });
     t.is(ready.status, 200, ready.body);
     t.regex(ready.body, /Prometheus (Server )?is Ready/);
@@ -34,8 +35,8 @@ test.serial(
 );
 
 test.serial('plain HTTP to a host of the chart is redirected to HTTPS (cluster)', (t) => {
-  const plain = curlEdge('http://prometheus.secretid/-/ready');
+  const plain = curlEdge(`http://${edgeHost('prometheus')}/-/ready`);
   t.true([301, 308].includes(plain.status), `status ${plain.status}`);
-  t.is(plain.headers.location, 'https://prometheus.secretid/-/ready');
+  t.is(plain.headers.location, `https://${edgeHost('prometheus')}/-/ready`);
   t.log(`plain HTTP answers ${plain.status} ${plain.headers.location}`);
 });

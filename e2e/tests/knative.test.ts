@@ -3,19 +3,18 @@
  * (`kubectl apply -k knative/` into the chart's namespace), reached as users reach them:
  * through Traefik with TLS by host name, Traefik forwarding to Kourier with the Host header.
  */
-import { join } from 'node:path';
 import test from 'ava';
 import {
-  chartDirectory,
   curlEdge,
   edgeCaFile,
+  edgeHost,
+  ensureKnativeServices,
   ensureRelease,
   kubectl,
   namespace,
   release,
 } from './helpers/cluster.ts';
 
-const knativeDirectory = join(chartDirectory, '..', 'knative');
 let caFile = '';
 
 test.before(() => {
@@ -26,18 +25,8 @@ test.before(() => {
 test.serial(
   'kubectl apply -k knative/ into the chart namespace: both Knative Services become Ready (cluster)',
   (t) => {
-    const started = Date.now();
-    kubectl(['apply', '-k', knativeDirectory, '-n', namespace]);
-    kubectl([
-      'wait',
-      '-n',
-      namespace,
-      '--for=condition=Ready',
-      'ksvc/api',
-      'ksvc/web',
-      '--timeout=300s',
-    ]);
-    t.log(`Ready ${((Date.now() - started) / 1000).toFixed(1)} s after kubectl apply -k`);
+    const seconds = ensureKnativeServices();
+    t.log(`Ready ${seconds.toFixed(1)} s after kubectl apply -k`);
     const urls = kubectl([
       'get',
       '-n',
@@ -50,14 +39,14 @@ test.serial(
     ]);
     t.is(
       urls,
-      'https://api.secretid https://web.secretid',
+      `https://${edgeHost('api')} https://${edgeHost('web')}`,
       'the domain template and https scheme of knative/platform',
     );
   },
 );
 
 test.serial('the api answers through the edge with TLS, by host name (cluster)', (t) => {
-  const answer = curlEdge('https://api.secretid/randomName?gender=female', { caFile });
+  const answer = curlEdge(`https://${edgeHost('api')}/randomName?gender=female`, { caFile });
   t.is(answer.status, 200, answer.body);
   const identity = JSON.parse(answer.body) as {
     firstName: string;
@@ -73,7 +62,7 @@ test.serial('the api answers through the edge with TLS, by host name (cluster)',
 test.serial(
   'the page comes through the edge with an identity: the web reached the api inside the cluster (cluster)',
   (t) => {
-    const page = curlEdge('https://web.secretid/', { caFile });
+    const page = curlEdge(`https://${edgeHost('web')}/`, { caFile });
     t.is(page.status, 200, page.body);
     t.regex(page.headers['content-type'] ?? '', /^text\/html/);
     const name = /<p class="full-name">([^<]+)<\/p>/.exec(page.body)?.[1];

@@ -311,3 +311,52 @@ export const edgeCaFile = () => {
   writeFileSync(file, secretData(namespace, `${release}-tls`)['ca.crt'] as string);
   return file;
 };
+
+/** knative/ of the repository: the functions as Knative Services (knative/README.md). */
+export const knativeDirectory = join(repositoryRoot, 'knative');
+
+/**
+ * Applies knative/ into the chart's namespace as knative/README.md says (`kubectl apply -k`)
+ * and waits until both Knative Services are Ready; returns the seconds that took.
+ */
+export const ensureKnativeServices = () => {
+  const started = Date.now();
+  kubectl(['apply', '-k', knativeDirectory, '-n', namespace]);
+  kubectl([
+    'wait',
+    '-n',
+    namespace,
+    '--for=condition=Ready',
+    'ksvc/api',
+    'ksvc/web',
+    '--timeout=300s',
+  ]);
+  return (Date.now() - started) / 1000;
+};
+
+/** The Prometheus HTTP API through the edge with TLS and the chart's basic-auth password. */
+export const prometheusApi = <T = unknown>(caFile: string, path: string): T => {
+  const auth = secretData(namespace, `${release}-prometheus-basic-auth`);
+  const answer = curlEdge(`https://${edgeHost('prometheus')}${path}`, {
+    caFile,
+    user: `${auth.username}:${auth.password}`,
+  });
+  if (answer.status !== 200)
+    throw new Error(`Prometheus ${path} answered ${answer.status}: ${answer.body.slice(0, 500)}`);
+  const parsed = JSON.parse(answer.body) as { status: string; data: T; error?: string };
+  if (parsed.status !== 'success') throw new Error(`Prometheus ${path}: ${parsed.error}`);
+  return parsed.data;
+};
+
+/** An instant query's result: each series' labels and value. */
+export const promQuery = (caFile: string, expr: string) =>
+  prometheusApi<{ result: Array<{ metric: Record<string, string>; value: [number, string] }> }>(
+    caFile,
+    `/api/v1/query?query=${encodeURIComponent(expr)}`,
+  ).result;
+
+/** A public host name of the chart's values: hosts.<name> under domain (api.secretid, ...). */
+export const edgeHost = (name: 'api' | 'web' | 'prometheus') => {
+  const values = chartValues() as { domain: string; hosts: Record<string, string> };
+  return `${values.hosts[name]}.${values.domain}`;
+};

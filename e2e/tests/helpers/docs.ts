@@ -1,0 +1,55 @@
+/**
+ * Commands of the docs, run as written: the shell blocks of a section of a Markdown file,
+ * in order, each run by bash with the cluster's kubeconfig and the project's kubectl and helm.
+ */
+import { spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { repositoryRoot } from '../../lib/settings.ts';
+import { shellEnvironment } from './cluster.ts';
+
+/**
+ * The ```sh blocks between the heading `from` and the next heading of the same or a higher
+ * level, without the list indentation they carry in the Markdown. Throws when the section or
+ * its blocks are missing, so a renamed heading fails the test instead of running nothing.
+ */
+export const shellBlocks = (file: string, from: string) => {
+  const lines = readFileSync(join(repositoryRoot, file), 'utf8').split('\n');
+  const start = lines.findIndex((line) => line.trim() === from);
+  if (start < 0) throw new Error(`${file} has no heading "${from}"`);
+  const level = (from.match(/^#+/)?.[0] ?? '').length;
+  const blocks: string[] = [];
+  let block: string[] | undefined;
+  let indent = '';
+  for (const line of lines.slice(start + 1)) {
+    const heading = /^(#+) /.exec(line);
+    if (!block && heading && (heading[1] as string).length <= level) break;
+    const fence = /^(\s*)```(\w*)\s*$/.exec(line);
+    if (fence && !block && fence[2] === 'sh') {
+      block = [];
+      indent = fence[1] as string;
+    } else if (fence && block && fence[1] === indent && fence[2] === '') {
+      blocks.push(block.join('\n'));
+      block = undefined;
+    } else if (block) {
+      block.push(line.startsWith(indent) ? line.slice(indent.length) : line);
+    }
+  }
+  if (blocks.length === 0) throw new Error(`${file}, "${from}": no sh blocks`);
+  return blocks;
+};
+
+/** Runs one block with bash (-e: the first failing command stops it); returns its output. */
+export const runBlock = (block: string, timeoutMs = 15 * 60_000) => {
+  const result = spawnSync('bash', ['-euo', 'pipefail', '-c', block], {
+    cwd: repositoryRoot,
+    encoding: 'utf8',
+    env: shellEnvironment(),
+    timeout: timeoutMs,
+    maxBuffer: 64 * 1024 * 1024,
+  });
+  return {
+    status: result.status,
+    output: `${result.stdout}${result.stderr}${result.error ? String(result.error) : ''}`,
+  };
+};

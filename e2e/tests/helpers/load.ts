@@ -1,0 +1,103 @@
+/**
+ * Bounded load through the edge, as a client on the host sends it: one curl process, at most
+ * `count` requests at `perSecond`, each with its own deadline, all to the edge address by host
+ * name (--resolve) with the chart's CA. It ends by itself; the answers come back in order.
+ */
+import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { edgeAddress } from './cluster.ts';
+
+export interface Answer {
+  /** HTTP status; 0 when no answer came within the deadline (or the connection failed). */
+  status: number;
+  seconds: number;
+  /** Seconds since the load began, when this request ended. */
+  at: number;
+  contentType: string;
+}
+
+export interface Load {
+  /** Resolves when every request has ended. */
+  done: Promise<Answer[]>;
+  /** The answers so far. */
+  answers: Answer[];
+}
+
+export const edgeLoad = (options: {
+  url: string;
+  caFile: string;
+  count: number;
+  perSecond: number;
+  /** Deadline of each request. */
+  maxSeconds?: number;
+}): Load => {
+  if (options.count > 5000 || options.perSecond > 50)
+    throw new Error('edgeLoad is bounded: at most 5000 requests at 50 per second');
+  const { hostname, port, protocol } = new URL(options.url);
+  const effectivePort = port || (protocol === 'https:' ? '443' : '80');
+  const folder = mkdtempSync(join(tmpdir(), 'secretid-e2e-load-'));
+  const config = join(folder, 'curl.config');
+  writeFileSync(
+    config,
+    Array.from(
+      { length: options.count },
+      () => `url = "${options.url}"\noutput = "/dev/null"\n`,
+    ).join(''),
+  );
+  const started = Date.now();
+  const answers: Answer[] = [];
+  const child = spawn(
+    'curl',
+    [
+      '-sS',
+      '--rate',
+      `${Math.round(options.perSecond * 60)}/m`,
+      '--max-time',
+      String(options.maxSeconds ?? 5),
+      '--resolve',
+      `${hostname}:${effectivePort}:${edgeAddress()}`,
+      '--cacert',
+      options.caFile,
+      '-w',
+      '%{http_code} %{time_total} %{content_type}\\n',
+      '--config',
+      config,
+    ],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  let pending = '';
+  child.stdout.setEncoding('utf8');
+  child.stdout.on('data', (chunk: string) => {
+    pending += chunk;
+    const lines = pending.split('\n');
+    pending = lines.pop() ?? '';
+    for (const line of lines) {
+      const [status = '0', seconds = '0', contentType = ''] = line.split(' ');
+      answers.push({
+        status: Number(status),
+        seconds: Number(seconds),
+        at: (Date.now() - started) / 1000,
+        contentType,
+      });
+    }
+  });
+  child.stderr.resume();
+  const done = new Promise<Answer[]>((resolve, reject) => {
+    child.on('error', reject);
+    // curl exits non-zero when a transfer failed; those are in the answers as status 0.
+    child.on('close', () => {
+      rmSync(folder, { recursive: true, force: true });
+      resolve(answers);
+    });
+  });
+  return { done, answers };
+};
+
+/** Answers counted by status ("0" for none within the deadline). */
+export const byStatus = (answers: Answer[]) =>
+  answers.reduce<Record<string, number>>((counts, { status }) => {
+    counts[status] = (counts[status] ?? 0) + 1;
+    return counts;
+  }, {});

@@ -1,0 +1,168 @@
+/**
+ * The chart's Prometheus on the test cluster, read through the edge as an operator reads it:
+ * every scrape job it is configured with finds its targets and they are up, the recording
+ * rules return series computed from traffic this test sends, every rule evaluates without
+ * error, and kube-state-metrics reports the chart's workloads.
+ */
+import test from 'ava';
+import { parse } from 'yaml';
+import {
+  edgeCaFile,
+  edgeHost,
+  ensureKnativeServices,
+  ensureRelease,
+  eventually,
+  kubectl,
+  namespace,
+  prometheusApi,
+  promQuery,
+  release,
+} from './helpers/cluster.ts';
+import { byStatus, edgeLoad, type Load } from './helpers/load.ts';
+
+let caFile = '';
+let loads: Load[] = [];
+
+interface Target {
+  labels: Record<string, string>;
+  scrapeUrl: string;
+  health: string;
+  lastError: string;
+}
+interface RuleGroup {
+  name: string;
+  rules: Array<{
+    type: 'recording' | 'alerting';
+    name: string;
+    health: string;
+    lastError?: string;
+  }>;
+}
+
+/** The job names of the Prometheus configuration the chart installed (its ConfigMap). */
+const configuredJobs = () => {
+  const config = parse(
+    kubectl([
+      '-n',
+      namespace,
+      'get',
+      'configmap',
+      `${release}-prometheus`,
+      '-o',
+      'jsonpath={.data.prometheus\\.yml}',
+    ]),
+  ) as { scrape_configs: Array<{ job_name: string }> };
+  return config.scrape_configs.map(({ job_name }) => job_name).sort();
+};
+
+test.before(() => {
+  ensureRelease(release, namespace);
+  ensureKnativeServices();
+  caFile = edgeCaFile();
+  // About 100 s of steady traffic to both functions, for both tests: the functions' pods (and
+  // their queue-proxies) exist only while there is traffic, and rate()s over 5 m need two
+  // scrapes (30 s apart) of each counter; the rules are evaluated every 30 s.
+  loads = [
+    edgeLoad({ url: `https://${edgeHost('api')}/randomName`, caFile, count: 200, perSecond: 2 }),
+    edgeLoad({ url: `https://${edgeHost('web')}/`, caFile, count: 100, perSecond: 1 }),
+  ];
+});
+
+test.serial(
+  'every scrape job of the chart finds its targets on this cluster and they are all up (cluster)',
+  async (t) => {
+    const jobs = configuredJobs();
+    t.true(jobs.length >= 8, jobs.join(' '));
+    const targets = await eventually(
+      'every configured job to have targets, all up',
+      () => {
+        const active = prometheusApi<{ activeTargets: Target[] }>(
+          caFile,
+          '/api/v1/targets',
+        ).activeTargets;
+        const seen = new Set(active.map((target) => target.labels.job));
+        const missing = jobs.filter((job) => !seen.has(job));
+        const down = active.filter((target) => target.health !== 'up');
+        if (missing.length > 0 || down.length > 0)
+          throw new Error(
+            `no targets for ${missing.join(', ') || '-'}; not up: ${down.map((target) => `${target.labels.job} ${target.scrapeUrl} ${target.health} ${target.lastError}`).join('; ') || '-'}`,
+          );
+        return active;
+      },
+      120_000,
+    );
+    for (const job of jobs)
+      t.log(`${job}: ${targets.filter((target) => target.labels.job === job).length} target(s) up`);
+  },
+);
+
+test.serial(
+  'the recording rules return series computed from the traffic this test sends, and every rule evaluates without error (cluster)',
+  async (t) => {
+    const groups = ['secretid-functions', 'secretid-edge', 'secretid-knative'];
+    const recorded = await eventually(
+      'every recording rule of the functions, the edge and Knative to return series',
+      () => {
+        const loaded = prometheusApi<{ groups: RuleGroup[] }>(caFile, '/api/v1/rules').groups;
+        const records = loaded
+          .filter((group) => groups.includes(group.name))
+          .flatMap((group) => group.rules.filter((rule) => rule.type === 'recording'))
+          .map((rule) => rule.name);
+        const empty = [...new Set(records)].filter(
+          (record) => promQuery(caFile, record).length === 0,
+        );
+        if (records.length === 0 || empty.length > 0)
+          throw new Error(`no series yet for ${empty.join(', ') || 'any rule'}`);
+        return [...new Set(records)];
+      },
+      240_000,
+    );
+    t.log(`${recorded.length} recording rules of ${groups.join(', ')} return series`);
+    const answers = (await Promise.all(loads.map((load) => load.done))).flat();
+    t.deepEqual(byStatus(answers), { 200: answers.length }, 'the traffic itself succeeded');
+
+    const apiRate = promQuery(caFile, 'service:http_requests:rate5m{service="api"}');
+    t.true(Number(apiRate[0]?.value[1]) > 0, JSON.stringify(apiRate));
+    const queueProxy = promQuery(
+      caFile,
+      `namespace_service:knative_queue_proxy_requests:rate5m{namespace="${namespace}", service="api"}`,
+    );
+    t.true(Number(queueProxy[0]?.value[1]) > 0, JSON.stringify(queueProxy));
+
+    const loaded = prometheusApi<{ groups: RuleGroup[] }>(caFile, '/api/v1/rules').groups;
+    const failing = loaded.flatMap((group) =>
+      group.rules
+        .filter((rule) => rule.health !== 'ok')
+        .map((rule) => `${group.name}/${rule.name}: ${rule.health} ${rule.lastError ?? ''}`),
+    );
+    t.deepEqual(failing, [], 'every rule evaluates');
+  },
+);
+
+test.serial("kube-state-metrics reports the chart's workloads (cluster)", (t) => {
+  const value = (expr: string) => promQuery(caFile, expr).map((series) => series.value[1]);
+  t.deepEqual(
+    value(
+      `kube_statefulset_status_replicas_ready{namespace="${namespace}", statefulset="${release}-postgres"}`,
+    ),
+    ['1'],
+  );
+  t.deepEqual(
+    value(
+      `kube_deployment_status_replicas_available{namespace="${namespace}", deployment="${release}-prometheus"}`,
+    ),
+    ['1'],
+  );
+  t.deepEqual(
+    promQuery(caFile, `kube_cronjob_info{namespace="${namespace}"}`)
+      .map((series) => series.metric.cronjob)
+      .sort(),
+    [`${release}-backup`, `${release}-basebackup`],
+  );
+  t.true(
+    value(
+      `kube_persistentvolumeclaim_status_phase{namespace="${namespace}", phase="Bound"}`,
+    ).filter((bound) => bound === '1').length >= 3,
+    'the data, backup and Prometheus claims are Bound',
+  );
+});
