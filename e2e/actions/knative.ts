@@ -10,7 +10,7 @@
  */
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseAllDocuments } from 'yaml';
+import { parseAllDocuments, parse as parseYaml } from 'yaml';
 import type { Action } from '../lib/action.ts';
 import { goEnvironment } from '../lib/go.ts';
 import { HarnessError, output, run, waitUntil } from '../lib/run.ts';
@@ -131,11 +131,25 @@ const kubectlEnv = () => ({ ...process.env, KUBECONFIG: paths.kubeconfig });
  * (it did: config-deployment lost queue-sidecar-image when the harness's one key was applied
  * under the release's manager).
  */
+/** The field managers ansible/'s knative role applies the release and knative/platform with. */
+const fieldManagers = () => {
+  const defaults = parseYaml(
+    readFileSync(
+      join(repositoryRoot, 'ansible', 'roles', 'knative', 'defaults', 'main.yml'),
+      'utf8',
+    ),
+  ) as Record<string, string>;
+  return {
+    release: defaults.knative_release_field_manager as string,
+    platform: defaults.knative_platform_field_manager as string,
+  };
+};
+
 const apply = (
   kubectl: string,
   manifests: Manifest[],
   what: string,
-  manager = 'secretid-e2e-knative',
+  manager = fieldManagers().release,
 ) =>
   run(
     kubectl,
@@ -208,7 +222,7 @@ export const knative = (kubectl: () => string): Action => ({
       kubectl(),
       parseAllDocuments(platform).map((document) => document.toJSON() as Manifest),
       'knative/platform',
-      'secretid-knative-platform',
+      fieldManagers().platform,
     );
     // The test cluster's images are only in the nodes' containerd: Knative must not try to
     // resolve their tags to digests at a registry (it would dial out; the guard would count it).
