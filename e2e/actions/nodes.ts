@@ -14,7 +14,7 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import type { Action } from '../lib/action.ts';
 import {
   daemonPid,
@@ -290,7 +290,10 @@ const startNode = async (node: NodeSettings, kubectlPath: string) => {
   ).catch((error) => {
     throw new HarnessError(`${error.message}\n${logTail(names.containerd)}`);
   });
-  const present = new Set(
+  // Each imported image is labelled with the archive it came from (the archive's name is the
+  // digest of its inputs), so a rebuilt image is imported again on a running node too.
+  const archiveLabel = 'secretid-e2e.archive';
+  const labels = new Map(
     output(packageBinary('containerd', 'ctr'), [
       '--address',
       containerdSocket(node),
@@ -298,11 +301,19 @@ const startNode = async (node: NodeSettings, kubectlPath: string) => {
       'k8s.io',
       'images',
       'list',
-      '-q',
-    ]).split('\n'),
+    ])
+      .split('\n')
+      .slice(1)
+      .filter(Boolean)
+      .map((line) => {
+        const columns = line.split(/\s+/);
+        return [columns[0] as string, columns.at(-1) as string];
+      }),
   );
   for (const { references, archive } of imageArchives()) {
-    if (references.every((reference) => present.has(reference))) continue;
+    const label = `${archiveLabel}=${basename(archive)}`;
+    if (references.every((reference) => labels.get(reference)?.split(',').includes(label)))
+      continue;
     const [own, ...others] = references as [string, ...string[]];
     await runLong(
       packageBinary('containerd', 'ctr'),
@@ -311,8 +322,10 @@ const startNode = async (node: NodeSettings, kubectlPath: string) => {
     );
     for (const other of others) ctr(node, ['images', 'tag', '--force', own, other]);
     // Pinned images are never garbage-collected by the kubelet.
-    for (const reference of references)
+    for (const reference of references) {
       ctr(node, ['images', 'label', reference, 'io.cri-containerd.pinned=pinned']);
+      ctr(node, ['images', 'label', reference, label]);
+    }
   }
 
   createCgroupRoot(node);

@@ -28,6 +28,8 @@ export interface ImageConfig {
   user?: string;
   exposedPorts?: number[];
   labels?: Record<string, string>;
+  /** The signal the runtime stops the container with (containerd's CRI honours it). */
+  stopSignal?: string;
 }
 
 const sha256File = (path: string) =>
@@ -97,6 +99,7 @@ export const buildImage = async (rootfs: string, archive: string, config: ImageC
             }
           : {}),
         ...(config.labels ? { Labels: config.labels } : {}),
+        ...(config.stopSignal ? { StopSignal: config.stopSignal } : {}),
       },
       rootfs: { type: 'layers', diff_ids: [`sha256:${diffId}`] },
       history: [

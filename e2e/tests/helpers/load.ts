@@ -61,19 +61,22 @@ export const edgeLoad = (options: {
       '--cacert',
       options.caFile,
       '-w',
-      '%{http_code} %{time_total} %{content_type}\\n',
+      // To stderr, which curl does not buffer: each answer's line arrives as it ends.
+      '%{stderr}%{http_code} %{time_total} %{content_type}\\n',
       '--config',
       config,
     ],
-    { stdio: ['ignore', 'pipe', 'pipe'] },
+    { stdio: ['ignore', 'ignore', 'pipe'] },
   );
   let pending = '';
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (chunk: string) => {
+  child.stderr.setEncoding('utf8');
+  child.stderr.on('data', (chunk: string) => {
     pending += chunk;
     const lines = pending.split('\n');
     pending = lines.pop() ?? '';
-    for (const line of lines) {
+    // curl's own messages ("curl: (28) ...") are on stderr too; the answers' lines start with
+    // the three digits of the status.
+    for (const line of lines.filter((text) => /^\d{3} /.test(text))) {
       const [status = '0', seconds = '0', contentType = ''] = line.split(' ');
       answers.push({
         status: Number(status),
@@ -83,7 +86,6 @@ export const edgeLoad = (options: {
       });
     }
   });
-  child.stderr.resume();
   const done = new Promise<Answer[]>((resolve, reject) => {
     child.on('error', reject);
     // curl exits non-zero when a transfer failed; those are in the answers as status 0.
