@@ -184,6 +184,8 @@ test('api and web hosts, with their tagged hosts, go to Kourier with the Host he
     ]);
     t.deepEqual(middlewares, [{ name: headers.metadata.name }]);
     t.is(hostRegexps(match).length, 1, match);
+    // The functions' /metrics is for Prometheus inside the cluster, never through the edge.
+    t.true(match.endsWith(' && !PathPrefix(`/metrics`)'), match);
   }
   const [api, web] = routes.map((entry) => entry.match) as [string, string];
   const expectations: [string, string, boolean][] = [

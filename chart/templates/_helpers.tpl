@@ -124,11 +124,12 @@ it unique, while the component stays whole (two components never truncate to the
 {{- toJson $hosts -}}
 {{- end -}}
 
-{{/* Traefik rule for a function: its host and its Knative tag hosts (<tag>-<name>.<domain>). */}}
+{{/* Traefik rule for a function: its host and its Knative tag hosts (<tag>-<name>.<domain>),
+     except /metrics, which only Prometheus reads, inside the cluster (no router: Traefik's 404). */}}
 {{- define "secretid.functionRule" -}}
 {{- $label := index .root.Values.hosts .name -}}
 {{- $domain := .root.Values.domain -}}
-{{- printf "Host(`%s.%s`) || HostRegexp(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?-%s\\.%s$`)" $label $domain (replace "." "\\." $label) (replace "." "\\." $domain) -}}
+{{- printf "(Host(`%s.%s`) || HostRegexp(`^[a-z0-9]([a-z0-9-]*[a-z0-9])?-%s\\.%s$`)) && !PathPrefix(`/metrics`)" $label $domain (replace "." "\\." $label) (replace "." "\\." $domain) -}}
 {{- end -}}
 
 {{/* A namespaceSelector for one namespace by its automatic name label. */}}

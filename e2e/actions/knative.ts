@@ -8,9 +8,9 @@
  * on top, as knative/README.md says. Everything is applied server-side with a field manager of
  * its own, so a second run changes nothing (issue: a client-side re-apply reset the platform).
  */
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { parseAllDocuments, parse as parseYaml, stringify as stringifyYaml } from 'yaml';
 import type { Action } from '../lib/action.ts';
 import { goEnvironment } from '../lib/go.ts';
 import { HarnessError, output, run, waitUntil } from '../lib/run.ts';
@@ -196,6 +196,20 @@ export const knative = (kubectl: () => string): Action => ({
     const serving = servingManifests();
     const kourier = kourierManifests();
     const crds = serving.filter((manifest) => manifest.kind === 'CustomResourceDefinition');
+    // The files knative/README.md's install steps name, for a person (and the suite) to run
+    // those steps as written against this cluster.
+    mkdirSync(paths.knativeRelease, { recursive: true });
+    const releaseFile = (name: string, manifests: Manifest[]) =>
+      writeFileSync(
+        join(paths.knativeRelease, name),
+        manifests.map((manifest) => stringifyYaml(manifest)).join('---\n'),
+      );
+    releaseFile('serving-crds.yaml', crds);
+    releaseFile(
+      'serving-core.yaml',
+      serving.filter((manifest) => manifest.kind !== 'CustomResourceDefinition'),
+    );
+    releaseFile('kourier.yaml', kourier);
     apply(kubectl(), crds, "Knative Serving's CRDs");
     await establish(kubectl(), crds);
     apply(

@@ -20,6 +20,11 @@ export const paths = {
   etcd: join(stateDirectory, 'etcd'),
   nodes: join(stateDirectory, 'nodes'),
   config: join(stateDirectory, 'config'),
+  /**
+   * Knative's release files as the harness applied them (serving-crds.yaml, serving-core.yaml,
+   * kourier.yaml): assembled from the modules, since a release download is not reachable here.
+   */
+  knativeRelease: join(stateDirectory, 'knative-release'),
   /** The admin kubeconfig `status` prints for people and the tests. */
   kubeconfig: join(stateDirectory, 'admin.kubeconfig'),
 } as const;

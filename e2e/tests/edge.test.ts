@@ -3,6 +3,7 @@ import {
   curlEdge,
   edgeCaFile,
   edgeHost,
+  ensureKnativeServices,
   ensureRelease,
   namespace,
   release,
@@ -40,3 +41,16 @@ test.serial('plain HTTP to a host of the chart is redirected to HTTPS (cluster)'
   t.is(plain.headers.location, `https://${edgeHost('prometheus')}/-/ready`);
   t.log(`plain HTTP answers ${plain.status} ${plain.headers.location}`);
 });
+
+test.serial(
+  "the functions' /metrics is not served through the edge; Prometheus reads it inside the cluster (cluster)",
+  (t) => {
+    ensureKnativeServices();
+    for (const name of ['api', 'web'] as const) {
+      const metrics = curlEdge(`https://${edgeHost(name)}/metrics`, { caFile });
+      t.is(metrics.status, 404, `${name}: ${metrics.body.slice(0, 200)}`);
+      t.notRegex(metrics.body, /http_requests_total/);
+      t.is(curlEdge(`https://${edgeHost(name)}/healthz`, { caFile }).status, 200, name);
+    }
+  },
+);

@@ -252,7 +252,7 @@ test.serial(
       }
       const seconds = (Date.now() - started) / 1000;
       t.log(
-        `${from} drained; PostgreSQL Ready on ${nodeOf()} after ${seconds.toFixed(1)} s; ${samples} samples of the data directory, at most ${most} postmaster(s) on it`,
+        `${from} drained: PostgreSQL off it after ${leftAt?.toFixed(1)} s, Ready on ${nodeOf()} after ${seconds.toFixed(1)} s; ${samples} samples of the data directory, at most ${most} postmaster(s) on it`,
       );
       t.true(moved, `PostgreSQL Ready on another node than ${from}`);
       t.is(most, 1, 'never two postmasters on one data directory');

@@ -4,6 +4,7 @@
  * through Traefik with TLS by host name, Traefik forwarding to Kourier with the Host header.
  */
 import test from 'ava';
+import { paths } from '../lib/settings.ts';
 import {
   curlEdge,
   edgeCaFile,
@@ -11,9 +12,11 @@ import {
   ensureKnativeServices,
   ensureRelease,
   kubectl,
+  kubectlJson,
   namespace,
   release,
 } from './helpers/cluster.ts';
+import { runBlock, shellBlocks } from './helpers/docs.ts';
 
 let caFile = '';
 
@@ -68,5 +71,72 @@ test.serial(
     const name = /<p class="full-name">([^<]+)<\/p>/.exec(page.body)?.[1];
     t.truthy(name, page.body.slice(0, 2000));
     t.regex(name ?? '', /^\S+ \S+/);
+  },
+);
+
+/** What knative/platform and the harness set in Knative's objects, and the Deployments' generations. */
+const platformState = () => {
+  const configMaps = [
+    'config-domain',
+    'config-network',
+    'config-autoscaler',
+    'config-features',
+    'config-observability',
+    'config-deployment',
+  ].map((name) => [
+    name,
+    kubectlJson<{ data?: Record<string, string> }>([
+      '-n',
+      'knative-serving',
+      'get',
+      'configmap',
+      name,
+    ]).data,
+  ]);
+  const field = (namespace: string, kind: string, name: string, path: string) =>
+    kubectl(['-n', namespace, 'get', kind, name, '-o', `jsonpath=${path}`]);
+  const generations = ['knative-serving', 'kourier-system'].flatMap((namespace) =>
+    kubectlJson<{ items: Array<{ metadata: { name: string; generation: number } }> }>([
+      '-n',
+      namespace,
+      'get',
+      'deployments',
+    ]).items.map(
+      (deployment) => `${namespace}/${deployment.metadata.name}=${deployment.metadata.generation}`,
+    ),
+  );
+  return {
+    configMaps: Object.fromEntries(configMaps),
+    kourierService: field('kourier-system', 'service', 'kourier', '{.spec.type}'),
+    minimums: [
+      field('knative-serving', 'hpa', 'activator', '{.spec.minReplicas}'),
+      field('knative-serving', 'hpa', 'webhook', '{.spec.minReplicas}'),
+      field('kourier-system', 'hpa', '3scale-kourier-gateway', '{.spec.minReplicas}'),
+      field('knative-serving', 'pdb', 'activator-pdb', '{.spec.minAvailable}'),
+      field('knative-serving', 'pdb', 'webhook-pdb', '{.spec.minAvailable}'),
+      field('kourier-system', 'pdb', '3scale-kourier-gateway-pdb', '{.spec.minAvailable}'),
+    ],
+    generations: generations.sort(),
+  };
+};
+
+test.serial(
+  "a second full Knative deploy, knative/README.md's install steps run as written, changes nothing (cluster)",
+  (t) => {
+    const before = platformState();
+    t.is(before.kourierService, 'ClusterIP');
+    t.deepEqual(before.minimums, ['2', '2', '2', '1', '1', '1']);
+    t.is(
+      before.configMaps['config-network']?.['ingress-class'],
+      'kourier.ingress.networking.knative.dev',
+    );
+    const [release, platform] = shellBlocks('knative/README.md', '## Install order');
+    t.truthy(release && platform, 'the release step and the platform step');
+    // The release files are the ones the harness applied (e2e/README.md, "Knative").
+    const first = runBlock(release as string, { cwd: paths.knativeRelease });
+    t.is(first.status, 0, first.output);
+    const second = runBlock(platform as string);
+    t.is(second.status, 0, second.output);
+    t.deepEqual(platformState(), before);
   },
 );

@@ -40,12 +40,12 @@ export const shellBlocks = (file: string, from: string) => {
 };
 
 /** Runs one block with bash (-e: the first failing command stops it); returns its output. */
-export const runBlock = (block: string, timeoutMs = 15 * 60_000) => {
+export const runBlock = (block: string, options: { cwd?: string; timeoutMs?: number } = {}) => {
   const result = spawnSync('bash', ['-euo', 'pipefail', '-c', block], {
-    cwd: repositoryRoot,
+    cwd: options.cwd ?? repositoryRoot,
     encoding: 'utf8',
     env: shellEnvironment(),
-    timeout: timeoutMs,
+    timeout: options.timeoutMs ?? 15 * 60_000,
     maxBuffer: 64 * 1024 * 1024,
   });
   return {

@@ -1,0 +1,172 @@
+/**
+ * Knative's scale to zero on the test cluster: with no traffic both functions go to zero pods,
+ * and the next request through the edge is answered (200, an identity, not the "unavailable"
+ * page). The scale-from-zero latency is measured five times each, from a client on the host
+ * through Traefik with TLS: the api alone, and the page with both functions at zero (what a
+ * person's first visit after an idle spell costs). The images are already on the nodes. Zero
+ * means no pod that is not terminating: one still draining serves nothing new.
+ *
+ * To keep the suite short, the functions run here with the shortest windows Knative allows
+ * (an overlay over knative/: no scale-down delay, a 6 s stable window, no gradual rollout) and
+ * config-autoscaler's scale-to-zero grace period at 6 s; everything is put back afterwards.
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
+import test from 'ava';
+import {
+  curlEdge,
+  edgeCaFile,
+  edgeHost,
+  ensureKnativeServices,
+  ensureRelease,
+  eventually,
+  knativeDirectory,
+  kubectl,
+  kubectlJson,
+  namespace,
+  release,
+} from './helpers/cluster.ts';
+import { runBlock, shellBlocks } from './helpers/docs.ts';
+
+const window = '6s';
+const overlay = mkdtempSync(join(tmpdir(), 'secretid-e2e-scale-'));
+const annotation = (path: string, key: string, value: string) => ({
+  op: 'add',
+  path: `${path}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`,
+  value,
+});
+
+test.before(() => {
+  ensureRelease(release, namespace);
+  ensureKnativeServices();
+  writeFileSync(
+    join(overlay, 'kustomization.yaml'),
+    JSON.stringify({
+      apiVersion: 'kustomize.config.k8s.io/v1beta1',
+      kind: 'Kustomization',
+      resources: [relative(overlay, knativeDirectory)],
+      patches: [
+        {
+          target: { group: 'serving.knative.dev', kind: 'Service' },
+          patch: JSON.stringify([
+            annotation('/metadata/annotations', 'serving.knative.dev/rollout-duration', '0s'),
+            annotation(
+              '/spec/template/metadata/annotations',
+              'autoscaling.knative.dev/scale-down-delay',
+              '0s',
+            ),
+            annotation(
+              '/spec/template/metadata/annotations',
+              'autoscaling.knative.dev/window',
+              window,
+            ),
+          ]),
+        },
+      ],
+    }),
+  );
+  kubectl(['apply', '-k', overlay, '-n', namespace]);
+  kubectl([
+    '-n',
+    'knative-serving',
+    'patch',
+    'configmap',
+    'config-autoscaler',
+    '--type',
+    'merge',
+    '-p',
+    JSON.stringify({ data: { 'scale-to-zero-grace-period': window } }),
+  ]);
+  kubectl([
+    'wait',
+    '-n',
+    namespace,
+    '--for=condition=Ready',
+    'ksvc/api',
+    'ksvc/web',
+    '--timeout=300s',
+  ]);
+});
+
+test.after.always(() => {
+  rmSync(overlay, { recursive: true, force: true });
+  // knative/ and knative/platform as they are (the platform as knative/README.md applies it).
+  // Not waited for: the new revision takes its traffic over knative/'s 120 s rollout, and the
+  // files that need the services wait for them (ensureKnativeServices).
+  kubectl(['apply', '-k', knativeDirectory, '-n', namespace]);
+  const platform = shellBlocks('knative/README.md', '## Install order')[1] as string;
+  const restored = runBlock(platform);
+  if (restored.status !== 0) throw new Error(`restoring knative/platform: ${restored.output}`);
+});
+
+/** The service's pods that are not terminating (a terminating pod serves nothing new). */
+const podsOf = (service: string) =>
+  kubectlJson<{ items: Array<{ metadata: { name: string; deletionTimestamp?: string } }> }>([
+    '-n',
+    namespace,
+    'get',
+    'pods',
+    '-l',
+    `serving.knative.dev/service=${service}`,
+  ])
+    .items.filter((pod) => !pod.metadata.deletionTimestamp)
+    .map((pod) => pod.metadata.name)
+    .join(' ');
+
+/** Waits until neither function has a pod that is not terminating; returns the seconds. */
+const bothAtZero = async () => {
+  const started = Date.now();
+  await eventually(
+    'both functions at zero pods',
+    () => podsOf('api') === '' && podsOf('web') === '',
+    180_000,
+  );
+  return (Date.now() - started) / 1000;
+};
+
+const median = (values: number[]) => {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor(sorted.length / 2)] as number;
+};
+
+test.serial(
+  'both functions scale to zero without traffic, and each of 5 requests after that is answered through the edge: the api, and the page with both at zero (cluster)',
+  async (t) => {
+    const caFile = edgeCaFile();
+    const timings: Record<'api' | 'page', number[]> = { api: [], page: [] };
+    const toZero: number[] = [];
+    for (let round = 0; round < 5; round++) {
+      for (const which of ['api', 'page'] as const) {
+        toZero.push(await bothAtZero());
+        const started = Date.now();
+        const answer =
+          which === 'api'
+            ? curlEdge(`https://${edgeHost('api')}/randomName`, {
+                caFile,
+                extra: ['--max-time', '30'],
+              })
+            : curlEdge(`https://${edgeHost('web')}/`, { caFile, extra: ['--max-time', '30'] });
+        timings[which].push((Date.now() - started) / 1000);
+        t.is(answer.status, 200, `${which}, round ${round + 1}: ${answer.body.slice(0, 300)}`);
+        if (which === 'api') t.truthy((JSON.parse(answer.body) as { fullName?: string }).fullName);
+        else
+          t.regex(
+            answer.body,
+            /<p class="full-name">[^<]+<\/p>/,
+            'an identity, not the unavailable page',
+          );
+      }
+    }
+    const format = (values: number[]) => values.map((value) => value.toFixed(2)).join(', ');
+    t.log(
+      `scale from zero, api: median ${median(timings.api).toFixed(2)} s, worst ${Math.max(...timings.api).toFixed(2)} s (${format(timings.api)})`,
+    );
+    t.log(
+      `scale from zero, page with both at zero: median ${median(timings.page).toFixed(2)} s, worst ${Math.max(...timings.page).toFixed(2)} s (${format(timings.page)})`,
+    );
+    t.log(
+      `from the last answer to zero pods: median ${median(toZero.slice(1)).toFixed(1)} s, worst ${Math.max(...toZero.slice(1)).toFixed(1)} s (stable window and grace period ${window})`,
+    );
+  },
+);
