@@ -219,9 +219,19 @@ test('scale to zero, bounded scale, probes, limits and hardening on every Servic
     const drain = Number(
       container.env.find((v: Manifest) => v.name === 'SHUTDOWN_DRAIN_SECONDS')?.value,
     );
+    // Knative sets the pod's grace period to timeoutSeconds; the user container's preStop hook
+    // waits for the queue-proxy's drain (30 s without requests: drainSleepDuration in
+    // knative.dev/serving pkg/queue/sharedmain), and only then does the function get SIGTERM.
+    const queueProxyDrainSeconds = 30;
+    const { timeoutSeconds, responseStartTimeoutSeconds } = service.spec.template.spec;
+    t.true(drain > 0, 'a drain');
     t.true(
-      drain > 0 && drain < service.spec.template.spec.timeoutSeconds,
-      'drain fits the timeout',
+      timeoutSeconds >= queueProxyDrainSeconds + drain + 2,
+      `the grace period (timeoutSeconds ${timeoutSeconds}) holds the queue-proxy's drain and the function's (${drain} s)`,
+    );
+    t.true(
+      responseStartTimeoutSeconds > 0 && responseStartTimeoutSeconds <= 20,
+      'the request deadline a client sees is responseStartTimeoutSeconds, not the grace period',
     );
   }
 });

@@ -24,17 +24,20 @@ const clusterIp = (service: string) =>
 /**
  * A probe tried once a second: exit 0 at the first success, 2 when none of `attempts`
  * succeeded. kube-router admits a new pod a second or two after it starts (its sync runs on
- * the pod's event), and until then the pod is refused: so a probe that must succeed gets time,
- * and one that must fail is tried for as long.
+ * the pod's event), and until then the pod is refused: so a probe that must succeed gets 15
+ * tries, and one that must fail is tried for 6, twice as long as admission has ever taken here.
  */
-const repeatedly = (probe: string, attempts = 15) => [
+const mustSucceed = 15;
+const mustFail = 6;
+const repeatedly = (probe: string, attempts: number) => [
   'sh',
   '-c',
   `for i in $(seq ${attempts}); do if ${probe}; then echo "succeeded at attempt $i"; exit 0; fi; sleep 1; done; exit 2`,
 ];
-const pgIsReady = (host: string) => repeatedly(`pg_isready -h ${host} -p 5432 -t 2`);
-const curlOnce = (url: string) =>
-  repeatedly(`curl -sS --max-time 2 -o /dev/null -w '%{http_code}\\n' ${url}`);
+const pgIsReady = (host: string, attempts: number) =>
+  repeatedly(`pg_isready -h ${host} -p 5432 -t 2`, attempts);
+const curlOnce = (url: string, attempts: number) =>
+  repeatedly(`curl -sS --max-time 2 -o /dev/null -w '%{http_code}\\n' ${url}`, attempts);
 
 test.before(() => {
   ensureRelease(release, namespace);
@@ -56,7 +59,7 @@ test.serial("a pod with the api's labels reaches PostgreSQL (cluster)", async (t
     namespace,
     name: 'e2e-as-api',
     image: postgres(),
-    command: pgIsReady(clusterIp(`${release}-postgres`)),
+    command: pgIsReady(clusterIp(`${release}-postgres`), mustSucceed),
     labels: apiLabels,
   });
   t.is(result.exitCode, 0, result.log);
@@ -69,7 +72,7 @@ test.serial(
       namespace,
       name: 'e2e-unlabelled',
       image: postgres(),
-      command: pgIsReady(clusterIp(`${release}-postgres`)),
+      command: pgIsReady(clusterIp(`${release}-postgres`), mustFail),
       labels: { ...apiLabels, 'app.kubernetes.io/component': 'web' },
     });
     t.is(result.exitCode, 2, `pg_isready: ${result.log}`);
@@ -83,7 +86,7 @@ test.serial(
       namespace: outsider,
       name: 'e2e-outsider-postgres',
       image: postgres(),
-      command: pgIsReady(clusterIp(`${release}-postgres`)),
+      command: pgIsReady(clusterIp(`${release}-postgres`), mustFail),
       labels: apiLabels,
     });
     t.is(toPostgres.exitCode, 2, `pg_isready: ${toPostgres.log}`);
@@ -91,7 +94,7 @@ test.serial(
       namespace: outsider,
       name: 'e2e-outsider-prometheus',
       image: toolbox(),
-      command: curlOnce(`http://${clusterIp(`${release}-prometheus`)}:9090/-/ready`),
+      command: curlOnce(`http://${clusterIp(`${release}-prometheus`)}:9090/-/ready`, mustFail),
     });
     // Refused on every attempt: kube-router rejects what no policy admits.
     t.is(toPrometheus.exitCode, 2, `curl: ${toPrometheus.log}`);
@@ -110,7 +113,7 @@ test.serial(
       namespace: outsider,
       name: 'e2e-outsider-control',
       image: toolbox(),
-      command: curlOnce(`http://${traefik}/`),
+      command: curlOnce(`http://${traefik}/`, mustSucceed),
     });
     t.is(control.exitCode, 0, `curl: ${control.log}`);
     t.regex(control.log, /^404$/m);

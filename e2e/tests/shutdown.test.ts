@@ -1,0 +1,98 @@
+/**
+ * A function's pod stopped under load on the test cluster, as Kubernetes stops it on a
+ * scale-down, a drain or a new revision: no request sent through the edge is lost, and the
+ * function's own SIGTERM drain runs inside the pod's grace period (its log says so), after
+ * Knative's queue-proxy has drained: Knative's drain and the function's agree.
+ */
+import { spawn } from 'node:child_process';
+import test from 'ava';
+import { requireTool } from '../../scripts/tools.ts';
+import {
+  clusterEnvironment,
+  curlEdge,
+  edgeCaFile,
+  edgeHost,
+  ensureKnativeServices,
+  ensureRelease,
+  kubectl,
+  kubectlJson,
+  namespace,
+  release,
+} from './helpers/cluster.ts';
+import { byStatus, edgeLoad } from './helpers/load.ts';
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+test.before(() => {
+  ensureRelease(release, namespace);
+  ensureKnativeServices();
+});
+
+interface Pod {
+  metadata: { name: string; deletionTimestamp?: string };
+  spec: { terminationGracePeriodSeconds: number };
+}
+
+test.serial(
+  "an api pod deleted under bounded load: no request lost, and the function's own drain ends inside the grace period, after the queue-proxy's (cluster)",
+  async (t) => {
+    const caFile = edgeCaFile();
+    const url = `https://${edgeHost('api')}/randomName`;
+    t.is(curlEdge(url, { caFile, extra: ['--max-time', '30'] }).status, 200, 'a pod serves');
+    const pod = kubectlJson<{ items: Pod[] }>([
+      '-n',
+      namespace,
+      'get',
+      'pods',
+      '-l',
+      'serving.knative.dev/service=api',
+    ]).items.find((candidate) => !candidate.metadata.deletionTimestamp) as Pod;
+    t.truthy(pod, 'a running api pod');
+    const grace = pod.spec.terminationGracePeriodSeconds;
+    // The function's log from now on, until its container ends.
+    const follow = spawn(
+      requireTool('kubectl'),
+      ['-n', namespace, 'logs', '-f', '--since=1s', pod.metadata.name, '-c', 'api'],
+      { env: clusterEnvironment(), stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    const lines: Array<{ at: number; message: string }> = [];
+    let started = Date.now();
+    follow.stdout.setEncoding('utf8');
+    follow.stdout.on('data', (chunk: string) => {
+      for (const line of chunk.split('\n').filter(Boolean)) {
+        try {
+          lines.push({
+            at: (Date.now() - started) / 1000,
+            message: (JSON.parse(line) as { message: string }).message,
+          });
+        } catch {
+          lines.push({ at: (Date.now() - started) / 1000, message: line });
+        }
+      }
+    });
+    const ended = new Promise<void>((resolve) => follow.on('close', () => resolve()));
+    // 60 s of load at 4 per second; the pod is deleted 3 s in.
+    const load = edgeLoad({ url, caFile, count: 240, perSecond: 4, maxSeconds: 10 });
+    await sleep(3000);
+    started = Date.now();
+    kubectl(['-n', namespace, 'delete', 'pod', pod.metadata.name, '--wait=false']);
+    await Promise.race([ended, sleep((grace + 15) * 1000)]);
+    const containerEnded = (Date.now() - started) / 1000;
+    follow.kill();
+    const answers = await load.done;
+    const when = (text: string) => lines.find((line) => line.message.includes(text))?.at;
+    const draining = when('shutting down: draining in-flight requests');
+    const stopped = when('stopped');
+    t.log(
+      `grace period ${grace} s; after the delete: the function's drain began at ${draining?.toFixed(1)} s, it stopped at ${stopped?.toFixed(1)} s, its log ended at ${containerEnded.toFixed(1)} s; answers ${JSON.stringify(byStatus(answers))}`,
+    );
+    t.deepEqual(byStatus(answers), { 200: answers.length }, 'no request lost');
+    t.truthy(draining, `the function got SIGTERM and drained: ${JSON.stringify(lines)}`);
+    t.truthy(stopped, 'and stopped by itself');
+    t.true((stopped ?? Infinity) < grace, `stopped within the ${grace} s grace period`);
+    t.true(
+      (draining ?? 0) >= 25,
+      "SIGTERM reached the function only after the queue-proxy's drain (about 30 s)",
+    );
+  },
+);
