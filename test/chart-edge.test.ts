@@ -238,11 +238,11 @@ test('plain HTTP only redirects to HTTPS, for every host the edge serves', (t) =
 
 test('TLS 1.2 at least, and HSTS on every HTTPS answer', (t) => {
   const objects = renderChart();
-  const option = theObject(objects, 'TLSOption', '-edge');
+  const option = theObject(objects, 'TLSOption');
   t.is((option.spec as { minVersion: string }).minVersion, 'VersionTLS12');
   const strict = renderChart({ set: { 'edge.tls.minVersion': 'VersionTLS13' } });
   t.is(
-    (theObject(strict, 'TLSOption', '-edge').spec as { minVersion: string }).minVersion,
+    (theObject(strict, 'TLSOption').spec as { minVersion: string }).minVersion,
     'VersionTLS13',
   );
   const headers = theObject(objects, 'Middleware', '-secure-headers').spec as {
@@ -251,11 +251,27 @@ test('TLS 1.2 at least, and HSTS on every HTTPS answer', (t) => {
   t.true(headers.headers.stsSeconds > 0);
   t.is(headers.headers.stsSeconds, 31_536_000);
   t.true(headers.headers.forceSTSHeader);
-  const route = theObject(objects, 'IngressRoute', '-functions');
-  t.is(
-    (route.spec as { tls: { options: { name: string } } }).tls.options.name,
-    option.metadata.name,
-  );
+  // By default they are Traefik's default TLS options: every host, tag hosts and clients
+  // without SNI included, so the routes name none (a route naming options gets 421 for a
+  // client whose SNI chose the default ones).
+  t.is(option.metadata.name, 'default');
+  t.false((option.spec as { sniStrict: boolean }).sniStrict);
+  for (const suffix of ['-functions', '-prometheus']) {
+    const route = theObject(objects, 'IngressRoute', suffix);
+    t.is((route.spec as { tls: { options?: unknown } }).tls.options, undefined, suffix);
+  }
+  // Beside another default: options of their own, by name, with strict SNI.
+  const named = renderChart({ set: { 'edge.tls.defaultOptions': false } });
+  const own = theObject(named, 'TLSOption', '-edge');
+  t.true((own.spec as { sniStrict: boolean }).sniStrict);
+  for (const suffix of ['-functions', '-prometheus']) {
+    const route = theObject(named, 'IngressRoute', suffix);
+    t.is(
+      (route.spec as { tls: { options: { name: string } } }).tls.options.name,
+      own.metadata.name,
+      suffix,
+    );
+  }
 });
 
 test('the Prometheus basic-auth Secret has the one shape Traefik reads with a username and password', (t) => {

@@ -1187,7 +1187,7 @@ const drift: [string, (objects: RenderedObject[]) => void, keyof typeof checks, 
     'an IngressRoute names a missing middleware and TLS option',
     apply(
       change('IngressRoute', '-functions', 'spec.routes.0.middlewares.0.name', 'headers'),
-      change('IngressRoute', '-functions', 'spec.tls.options.name', 'modern'),
+      change('IngressRoute', '-functions', 'spec.tls.options', { name: 'modern' }),
     ),
     'IngressRoutes name rendered middlewares, TLS options, Secrets and Kourier',
     /middleware headers[\s\S]*TLSOption modern/,

@@ -179,7 +179,10 @@ const installationProblems = (
   for (const object of expanded) {
     const where = describe(object);
     const { name } = object.metadata;
-    if (!name.includes(fullname)) problems.push(`${where}: name does not derive from the release`);
+    // The one fixed name: Traefik's default TLS options are the TLSOption called "default".
+    const traefikDefault = object.kind === 'TLSOption' && name === 'default';
+    if (!name.includes(fullname) && !traefikDefault)
+      problems.push(`${where}: name does not derive from the release`);
     if (clusterScopedKinds.includes(object.kind) && !name.includes(namespace)) {
       problems.push(`${where}: a cluster-scoped name must carry the namespace`);
     }

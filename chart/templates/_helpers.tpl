@@ -162,3 +162,12 @@ volume at the same time, so ReadWriteOncePod can never work.
 {{- end }}
 {{- $mode }}
 {{- end }}
+
+{{/* The edge's TLSOption: Traefik's default one (edge.tls.defaultOptions), or one of its own. */}}
+{{- define "secretid.tlsOptionName" -}}
+{{- if .Values.edge.tls.defaultOptions -}}
+default
+{{- else -}}
+{{- include "secretid.componentName" (dict "root" . "component" "edge") -}}
+{{- end -}}
+{{- end -}}
