@@ -175,10 +175,14 @@ const nodeBinary = join(repositoryRoot, 'node_modules', 'node', 'bin', 'node');
 const nodeVersion = () => run(nodeBinary, ['--version']).stdout.trim();
 
 /** One of the project's functions: Debian + the project's pinned Node + one dist/ bundle. */
-const functionImage = (name: string, bundle: string, reference: () => string): ImageDefinition => {
+const functionImage = (
+  name: string,
+  bundle: string,
+  references: () => string[],
+): ImageDefinition => {
   const image: ImageDefinition = {
     name,
-    references: () => [reference()],
+    references,
     inputs: () => [nodeVersion(), folderDigest(join(repositoryRoot, 'dist', bundle))],
     build: async (rootfs) => {
       await debianRoot(rootfs, ['ca-certificates'], {
@@ -211,10 +215,18 @@ const knativeImage = (name: string) => {
   return normalise(`${block[1]}:${block[2]}`);
 };
 
-export const apiImage = functionImage('secretid-api', 'api', () => knativeImage('secretid-api'));
-export const webImage = functionImage('secretid-web', 'web', () => knativeImage('secretid-web'));
+/**
+ * The image docs/operations.md's canary deploys as the api's next version: on this cluster the
+ * same api image under that name too, so the section's commands run as written.
+ */
+export const canaryImage = 'secretid-api:0.2.0';
+export const apiImage = functionImage('secretid-api', 'api', () => [
+  knativeImage('secretid-api'),
+  normalise(canaryImage),
+]);
+export const webImage = functionImage('secretid-web', 'web', () => [knativeImage('secretid-web')]);
 export const seedImage: ImageDefinition = {
-  ...functionImage('secretid-seed', 'db-seed', () => chartImageReference('seed')),
+  ...functionImage('secretid-seed', 'db-seed', () => [chartImageReference('seed')]),
   config: {
     cmd: ['node', 'seed.mjs'],
     env: { NODE_ENV: 'production' },

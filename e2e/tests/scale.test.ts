@@ -15,6 +15,7 @@ import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import test from 'ava';
 import {
+  applyKnative,
   curlEdge,
   edgeCaFile,
   edgeHost,
@@ -28,6 +29,7 @@ import {
   release,
 } from './helpers/cluster.ts';
 import { runBlock, shellBlocks } from './helpers/docs.ts';
+import { byStatus, edgeLoad } from './helpers/load.ts';
 
 const window = '6s';
 const overlay = mkdtempSync(join(tmpdir(), 'secretid-e2e-scale-'));
@@ -66,7 +68,7 @@ test.before(() => {
       ],
     }),
   );
-  kubectl(['apply', '-k', overlay, '-n', namespace]);
+  applyKnative(overlay);
   kubectl([
     '-n',
     'knative-serving',
@@ -94,7 +96,7 @@ test.after.always(() => {
   // knative/ and knative/platform as they are (the platform as knative/README.md applies it).
   // Not waited for: the new revision takes its traffic over knative/'s 120 s rollout, and the
   // files that need the services wait for them (ensureKnativeServices).
-  kubectl(['apply', '-k', knativeDirectory, '-n', namespace]);
+  applyKnative();
   const platform = shellBlocks('knative/README.md', '## Install order')[1] as string;
   const restored = runBlock(platform);
   if (restored.status !== 0) throw new Error(`restoring knative/platform: ${restored.output}`);
@@ -168,5 +170,74 @@ test.serial(
     t.log(
       `from the last answer to zero pods: median ${median(toZero.slice(1)).toFixed(1)} s, worst ${Math.max(...toZero.slice(1)).toFixed(1)} s (stable window and grace period ${window})`,
     );
+  },
+);
+
+/** The ready pods of each revision of a service, e.g. { "api-00002": 2 }. */
+const readyByRevision = (service: string) => {
+  const pods = kubectlJson<{
+    items: Array<{
+      metadata: { labels: Record<string, string>; deletionTimestamp?: string };
+      status: { conditions?: Array<{ type: string; status: string }> };
+    }>;
+  }>(['-n', namespace, 'get', 'pods', '-l', `serving.knative.dev/service=${service}`]).items;
+  const counts: Record<string, number> = {};
+  for (const pod of pods) {
+    const ready = pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
+    if (ready && !pod.metadata.deletionTimestamp) {
+      const revision = pod.metadata.labels['serving.knative.dev/revision'] as string;
+      counts[revision] = (counts[revision] ?? 0) + 1;
+    }
+  }
+  return counts;
+};
+
+test.serial(
+  "under a bounded load of 100 requests in flight the api scales above one pod (knative/'s target: 100 in flight at 70 %), loses nothing, and goes back down after (cluster)",
+  async (t) => {
+    const caFile = edgeCaFile();
+    const url = `https://${edgeHost('api')}/randomName`;
+    t.is(curlEdge(url, { caFile, extra: ['--max-time', '30'] }).status, 200);
+    // At most 40,000 requests, 100 at a time, for at most 45 s.
+    const load = edgeLoad({
+      url,
+      caFile,
+      count: 40_000,
+      parallel: 100,
+      totalSeconds: 45,
+      maxSeconds: 10,
+    });
+    const started = Date.now();
+    const timeline: string[] = [];
+    let most = 0;
+    const sample = () => {
+      const pods = Object.values(readyByRevision('api')).reduce((sum, count) => sum + count, 0);
+      most = Math.max(most, pods);
+      timeline.push(`${((Date.now() - started) / 1000).toFixed(0)}s:${pods}`);
+      return pods;
+    };
+    let finished = false;
+    load.done.then(() => {
+      finished = true;
+    });
+    while (!finished) {
+      sample();
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+    const answers = await load.done;
+    const loadSeconds = (Date.now() - started) / 1000;
+    // Back down: with knative/'s delays shortened for the suite, to zero within a minute or two.
+    await eventually(
+      'the api back down to zero pods',
+      () => (sample() === 0 ? true : undefined),
+      180_000,
+    );
+    const counts = byStatus(answers);
+    t.log(
+      `${answers.length} requests in ${loadSeconds.toFixed(1)} s (${(answers.length / loadSeconds).toFixed(0)}/s): ${JSON.stringify(counts)}`,
+    );
+    t.log(`ready api pods over time: ${timeline.join(' ')}`);
+    t.true(most >= 2, `the api went above one pod (at most ${most})`);
+    t.deepEqual(counts, { 200: answers.length }, 'no errors');
   },
 );

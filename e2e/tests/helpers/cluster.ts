@@ -3,9 +3,10 @@
  * and helm with the harness's kubeconfig, psql inside the PostgreSQL pod, and polling.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
+import { parse } from 'yaml';
 import { requireTool } from '../../../scripts/tools.ts';
 import { chartImage, chartValues } from '../../lib/chart.ts';
 import { nodes, paths, repositoryRoot } from '../../lib/settings.ts';
@@ -315,13 +316,37 @@ export const edgeCaFile = () => {
 /** knative/ of the repository: the functions as Knative Services (knative/README.md). */
 export const knativeDirectory = join(repositoryRoot, 'knative');
 
+/** The field manager knative/ is applied with (ansible's deploy role names it, once). */
+export const knativeFieldManager = () =>
+  (
+    parse(
+      readFileSync(
+        join(repositoryRoot, 'ansible', 'roles', 'secretid_deploy', 'defaults', 'main.yml'),
+        'utf8',
+      ),
+    ) as Record<string, string>
+  ).secretid_deploy_knative_field_manager as string;
+
+/** knative/ (or an overlay over it) applied as knative/README.md says: server-side, forcing. */
+export const applyKnative = (directory = knativeDirectory) =>
+  kubectl([
+    'apply',
+    '--server-side',
+    '--force-conflicts',
+    `--field-manager=${knativeFieldManager()}`,
+    '-k',
+    directory,
+    '-n',
+    namespace,
+  ]);
+
 /**
- * Applies knative/ into the chart's namespace as knative/README.md says (`kubectl apply -k`)
- * and waits until both Knative Services are Ready; returns the seconds that took.
+ * Applies knative/ into the chart's namespace as knative/README.md says and waits until both
+ * Knative Services are Ready; returns the seconds that took.
  */
 export const ensureKnativeServices = () => {
   const started = Date.now();
-  kubectl(['apply', '-k', knativeDirectory, '-n', namespace]);
+  applyKnative();
   kubectl([
     'wait',
     '-n',

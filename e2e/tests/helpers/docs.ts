@@ -3,7 +3,8 @@
  * in order, each run by bash with the cluster's kubeconfig and the project's kubectl and helm.
  */
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repositoryRoot } from '../../lib/settings.ts';
 import { shellEnvironment } from './cluster.ts';
@@ -51,5 +52,58 @@ export const runBlock = (block: string, options: { cwd?: string; timeoutMs?: num
   return {
     status: result.status,
     output: `${result.stdout}${result.stderr}${result.error ? String(result.error) : ''}`,
+  };
+};
+
+/**
+ * Runs a section's blocks one at a time, as a person types them into one terminal: the shell
+ * variables a block assigns (NAME=... at the start of a line) are there for the next block.
+ * Each block runs in its own bash -euo pipefail, with those variables carried in a file.
+ */
+export const shellSession = (
+  blocks: string[],
+  options: { cwd?: string; env?: Record<string, string> } = {},
+) => {
+  const names = [
+    ...new Set(
+      blocks.flatMap((block) => [...block.matchAll(/^([A-Z][A-Z0-9_]*)=/gm)].map((m) => m[1])),
+    ),
+  ];
+  const folder = mkdtempSync(join(tmpdir(), 'secretid-e2e-shell-'));
+  const state = join(folder, 'variables.sh');
+  writeFileSync(state, '');
+  let index = 0;
+  return {
+    /** Runs the next block; returns its exit status, output and the carried variables. */
+    next: () => {
+      const block = blocks[index] as string;
+      index += 1;
+      const save = names
+        .map(
+          (name) =>
+            `[ -n "\${${name}+set}" ] && printf '%s=%q\\n' ${name} "$${name}" >> "$SECRETID_E2E_STATE.new"`,
+        )
+        .join('\n');
+      const script = `. "$SECRETID_E2E_STATE"\n${block}\n: > "$SECRETID_E2E_STATE.new"\n${save}\nmv "$SECRETID_E2E_STATE.new" "$SECRETID_E2E_STATE"`;
+      const result = spawnSync('bash', ['-euo', 'pipefail', '-c', script], {
+        cwd: options.cwd ?? repositoryRoot,
+        encoding: 'utf8',
+        env: { ...shellEnvironment(), ...options.env, SECRETID_E2E_STATE: state },
+        timeout: 10 * 60_000,
+        maxBuffer: 64 * 1024 * 1024,
+      });
+      const variables = Object.fromEntries(
+        readFileSync(state, 'utf8')
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => [line.slice(0, line.indexOf('=')), line.slice(line.indexOf('=') + 1)]),
+      );
+      return {
+        status: result.status,
+        output: `${result.stdout}${result.stderr}${result.error ? String(result.error) : ''}`,
+        variables,
+      };
+    },
+    close: () => rmSync(folder, { recursive: true, force: true }),
   };
 };

@@ -1,7 +1,8 @@
 /**
  * Bounded load through the edge, as a client on the host sends it: one curl process, at most
- * `count` requests at `perSecond`, each with its own deadline, all to the edge address by host
- * name (--resolve) with the chart's CA. It ends by itself; the answers come back in order.
+ * `count` requests, either started at `perSecond` or `parallel` at a time, each with its own
+ * deadline and the whole within `totalSeconds`, all to the edge address by host name
+ * (--resolve) with the chart's CA. It ends by itself; the answers come back as they end.
  */
 import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -29,12 +30,21 @@ export const edgeLoad = (options: {
   url: string;
   caFile: string;
   count: number;
-  perSecond: number;
+  /** Requests started per second (a steady load); absent with `parallel`. */
+  perSecond?: number;
+  /** Closed loop: this many requests in flight at once, each started as one ends. */
+  parallel?: number;
   /** Deadline of each request. */
   maxSeconds?: number;
+  /** Deadline of the whole load: what is still running then is stopped. */
+  totalSeconds?: number;
 }): Load => {
-  if (options.count > 5000 || options.perSecond > 50)
-    throw new Error('edgeLoad is bounded: at most 5000 requests at 50 per second');
+  if (options.count > 50_000 || (options.perSecond ?? 0) > 50 || (options.parallel ?? 0) > 200)
+    throw new Error(
+      'edgeLoad is bounded: at most 50,000 requests, at 50 per second or 200 in flight',
+    );
+  if ((options.perSecond === undefined) === (options.parallel === undefined))
+    throw new Error('edgeLoad takes either perSecond or parallel');
   const { hostname, port, protocol } = new URL(options.url);
   const effectivePort = port || (protocol === 'https:' ? '443' : '80');
   const folder = mkdtempSync(join(tmpdir(), 'secretid-e2e-load-'));
@@ -52,8 +62,9 @@ export const edgeLoad = (options: {
     'curl',
     [
       '-sS',
-      '--rate',
-      `${Math.round(options.perSecond * 60)}/m`,
+      ...(options.perSecond !== undefined
+        ? ['--rate', `${Math.round(options.perSecond * 60)}/m`]
+        : ['--parallel', '--parallel-immediate', '--parallel-max', String(options.parallel)]),
       '--max-time',
       String(options.maxSeconds ?? 5),
       '--resolve',
@@ -86,10 +97,16 @@ export const edgeLoad = (options: {
       });
     }
   });
+  const stop = setTimeout(
+    () => child.kill(),
+    (options.totalSeconds ?? (options.perSecond ? options.count / options.perSecond + 60 : 120)) *
+      1000,
+  );
   const done = new Promise<Answer[]>((resolve, reject) => {
     child.on('error', reject);
     // curl exits non-zero when a transfer failed; those are in the answers as status 0.
     child.on('close', () => {
+      clearTimeout(stop);
       rmSync(folder, { recursive: true, force: true });
       resolve(answers);
     });

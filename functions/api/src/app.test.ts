@@ -1,14 +1,17 @@
 import { createLogger } from '@secretid/lib/logger';
 import { createMetrics } from '@secretid/lib/metrics';
 import test from 'ava';
-import { createApp } from './app.ts';
+import { createApp, revisionHeader } from './app.ts';
 import type { CatalogRows } from './catalog.ts';
 import { createCatalogStore } from './catalog-store.ts';
 import { shippedCatalogRows } from './test-catalog.ts';
 
 const silent = createLogger('api', 'error', () => {});
 
-const build = async (load: () => Promise<CatalogRows> = async () => shippedCatalogRows()) => {
+const build = async (
+  load: () => Promise<CatalogRows> = async () => shippedCatalogRows(),
+  revision?: string,
+) => {
   const metrics = createMetrics('api');
   const catalog = createCatalogStore({
     load,
@@ -20,7 +23,7 @@ const build = async (load: () => Promise<CatalogRows> = async () => shippedCatal
   });
   await catalog.start();
   catalog.stop();
-  return createApp({ catalog, metrics, logger: silent });
+  return createApp({ catalog, metrics, logger: silent, ...(revision ? { revision } : {}) });
 };
 
 test('GET /randomName returns one identity, not cacheable', async (t) => {
@@ -94,4 +97,15 @@ test('/metrics labels requests by route template, never by raw path', async (t) 
   t.false(text.includes('12345'));
   t.regex(text, /process_resident_memory_bytes/);
   t.regex(text, /secretid_names_catalog_age_seconds/);
+});
+
+test('on Knative every JSON answer names the revision that served it; outside, none', async (t) => {
+  const onKnative = await build(undefined, 'api-00007');
+  for (const path of ['/randomName', '/randomName?count=2', '/healthz']) {
+    const response = await onKnative.request(path);
+    t.is(response.status, 200, path);
+    t.is(response.headers.get(revisionHeader), 'api-00007', path);
+  }
+  const outside = await build();
+  t.is((await outside.request('/randomName')).headers.get(revisionHeader), null);
 });

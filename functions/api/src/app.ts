@@ -8,25 +8,36 @@ import { seededRandom, systemRandom } from './random.ts';
 
 const defaultQuery: NameQuery = Object.freeze({ weighted: false });
 
-// Every answer is personal and random: nothing may be cached. A constant headers object lets
-// @hono/node-server write the response on its fast path.
-const jsonHeaders = { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' };
-const json = (value: unknown, status = 200) =>
-  new Response(JSON.stringify(value), { status, headers: jsonHeaders });
+/** The response header naming the Knative revision that answered (K_REVISION). */
+export const revisionHeader = 'Secretid-Revision';
 
 /** What the API needs from the outside; tests pass their own. */
 export interface ApiDeps {
   catalog: CatalogStore;
   metrics: Metrics;
   logger: Logger;
+  /**
+   * The Knative revision serving (its K_REVISION), sent in `Secretid-Revision` on every JSON
+   * answer so that a traffic split can be seen from the client; absent outside Knative.
+   */
+  revision?: string;
 }
 
 /**
  * The API: `GET /randomName` plus health, readiness and metrics.
  * @example const app = createApp({ catalog, metrics: createMetrics('api'), logger })
  */
-export const createApp = ({ catalog, metrics, logger }: ApiDeps) => {
+export const createApp = ({ catalog, metrics, logger, revision }: ApiDeps) => {
   const app = new Hono();
+  // Every answer is personal and random: nothing may be cached. One constant headers object
+  // lets @hono/node-server write the response on its fast path.
+  const jsonHeaders: Record<string, string> = {
+    'Content-Type': 'application/json',
+    'Cache-Control': 'no-store',
+    ...(revision ? { [revisionHeader]: revision } : {}),
+  };
+  const json = (value: unknown, status = 200) =>
+    new Response(JSON.stringify(value), { status, headers: jsonHeaders });
 
   app.get('/randomName', (c) => {
     const url = c.req.url;

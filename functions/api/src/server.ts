@@ -58,7 +58,8 @@ const catalog = createCatalogStore({
 });
 
 const server = await startServer({
-  app: createApp({ catalog, metrics, logger }),
+  // Knative sets K_REVISION in every revision's containers.
+  app: createApp({ catalog, metrics, logger, revision: process.env.K_REVISION || undefined }),
   port: config.port,
   logger,
   drainTimeoutMs: config.drainSeconds * 1000,
