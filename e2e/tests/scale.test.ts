@@ -8,7 +8,7 @@
  *
  * To keep the suite short, the functions run here with the shortest windows Knative allows
  * (an overlay over knative/: no scale-down delay, a 6 s stable window, no gradual rollout) and
- * config-autoscaler's scale-to-zero grace period at 6 s; everything is put back afterwards.
+ * config-autoscaler's scale-to-zero grace period at 1 s; everything is put back afterwards.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -31,7 +31,9 @@ import {
 import { runBlock, shellBlocks } from './helpers/docs.ts';
 import { byStatus, edgeLoad } from './helpers/load.ts';
 
+// The shortest stable window Knative accepts, and a one-second grace before zero.
 const window = '6s';
+const grace = '1s';
 const overlay = mkdtempSync(join(tmpdir(), 'secretid-e2e-scale-'));
 const annotation = (path: string, key: string, value: string) => ({
   op: 'add',
@@ -78,7 +80,7 @@ test.before(() => {
     '--type',
     'merge',
     '-p',
-    JSON.stringify({ data: { 'scale-to-zero-grace-period': window } }),
+    JSON.stringify({ data: { 'scale-to-zero-grace-period': grace } }),
   ]);
   kubectl([
     'wait',
@@ -168,7 +170,7 @@ test.serial(
       `scale from zero, page with both at zero: median ${median(timings.page).toFixed(2)} s, worst ${Math.max(...timings.page).toFixed(2)} s (${format(timings.page)})`,
     );
     t.log(
-      `from the last answer to zero pods: median ${median(toZero.slice(1)).toFixed(1)} s, worst ${Math.max(...toZero.slice(1)).toFixed(1)} s (stable window and grace period ${window})`,
+      `from the last answer to zero pods: median ${median(toZero.slice(1)).toFixed(1)} s, worst ${Math.max(...toZero.slice(1)).toFixed(1)} s (stable window ${window}, grace period ${grace})`,
     );
   },
 );
