@@ -241,10 +241,7 @@ test('TLS 1.2 at least, and HSTS on every HTTPS answer', (t) => {
   const option = theObject(objects, 'TLSOption');
   t.is((option.spec as { minVersion: string }).minVersion, 'VersionTLS12');
   const strict = renderChart({ set: { 'edge.tls.minVersion': 'VersionTLS13' } });
-  t.is(
-    (theObject(strict, 'TLSOption').spec as { minVersion: string }).minVersion,
-    'VersionTLS13',
-  );
+  t.is((theObject(strict, 'TLSOption').spec as { minVersion: string }).minVersion, 'VersionTLS13');
   const headers = theObject(objects, 'Middleware', '-secure-headers').spec as {
     headers: { stsSeconds: number; stsIncludeSubdomains: boolean; forceSTSHeader: boolean };
   };

@@ -4,7 +4,7 @@
  * chroot connection. The nfs_server play of site.yml runs in it twice (the second run changes
  * nothing but the service start a chroot cannot keep), and the registry role's server tasks
  * install Debian's registry there, configure it and start it on loopback, where an image is
- * pushed and read back. Needs root (chroot) and debootstrap; nothing outside the temporary root
+ * pushed and read back; the node roles' NFS client task installs nfs-common there. Needs root (chroot) and debootstrap; nothing outside the temporary root
  * changes, and the registry is stopped afterwards.
  */
 import { execFile } from 'node:child_process';
@@ -276,5 +276,20 @@ test.serial(
 
     await run('chroot', [root, '/etc/init.d/docker-registry', 'stop']);
     await t.throwsAsync(fetch(`${base}/v2/`), undefined, 'the registry is stopped');
+  },
+);
+
+test.serial(
+  "each node role's NFS client task installs Debian's nfs-common, whose mount.nfs the kubelet mounts the chart's NFS volumes with",
+  async (t) => {
+    t.timeout(600_000);
+    for (const role of ['k3s_server', 'k3s_agent']) {
+      const playbookFile = roleTasksPlaybook(scratch, role, 'nfs-client.yml', 'nfs_servers');
+      const report = await playbook([playbookFile], {
+        ANSIBLE_ROLES_PATH: join(ansibleDirectory, 'roles'),
+      });
+      t.is(report.stats[root]?.failures, 0, role);
+      t.true(statSync(join(root, 'sbin/mount.nfs')).isFile(), `${role}: /sbin/mount.nfs`);
+    }
   },
 );
