@@ -68,6 +68,27 @@ test('the generated TLS Secret holds a leaf for every host, signed by its CA', (
   t.true(Math.abs(days - 825) <= 1, `valid for ${days} days`);
 });
 
+test('the generated CA lives in a Secret of its own, kept on uninstall, with its key; the leaf records when it expires', (t) => {
+  const objects = renderChart();
+  const caSecret = theObject(objects, 'Secret', '-edge-ca');
+  t.is(caSecret.metadata.annotations?.['helm.sh/resource-policy'], 'keep');
+  const data = caSecret.data as Record<string, string>;
+  t.deepEqual(Object.keys(data).sort(), ['ca.crt', 'ca.key']);
+  const { leaf, ca } = tlsOf(objects);
+  const stored = new X509Certificate(Buffer.from(data['ca.crt'] as string, 'base64'));
+  t.is(stored.fingerprint256, ca.fingerprint256, 'the TLS Secret carries the same CA');
+  t.true(stored.checkPrivateKey(createPrivateKey(Buffer.from(data['ca.key'] as string, 'base64'))));
+  const caDays = (Date.parse(stored.validTo) - Date.parse(stored.validFrom)) / 86_400_000;
+  t.true(Math.abs(caDays - 3650) <= 1, `the CA is valid for ${caDays} days`);
+  const notAfter = theObject(objects, 'Secret', '-tls').metadata.annotations?.[
+    'secretid.io/not-after'
+  ];
+  t.true(
+    Math.abs(Date.parse(notAfter as string) - Date.parse(leaf.validTo)) < 120_000,
+    `not-after ${notAfter} against the leaf's ${leaf.validTo}`,
+  );
+});
+
 test('the domain value changes the names in the certificate, tagged hosts included', (t) => {
   const { leaf, ca } = tlsOf(renderChart({ set: { domain: 'agents.example.org' } }));
   t.deepEqual(subjectAltNames(leaf), hostsOf('agents.example.org'));

@@ -5,10 +5,12 @@
  * credentials and the edge CA, and `helm uninstall` keeping the data for a reinstall.
  */
 import { spawnSync } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
 import test from 'ava';
 import {
   chartDirectory,
   chartRole,
+  edgeHost,
   eventually,
   helm,
   kubectl,
@@ -156,7 +158,37 @@ test.serial(
 );
 
 test.serial(
-  'helm uninstall keeps the data volume and the credentials, and a reinstall serves the same data (cluster)',
+  'helm upgrade with another Knative tag keeps the edge CA and issues a certificate for the new host from it (cluster)',
+  (t) => {
+    const before = secretData(namespace, tlsSecret);
+    const tags = ['candidate', 'beta'];
+    helm([
+      'upgrade',
+      release,
+      chartDirectory,
+      '-n',
+      namespace,
+      '--wait',
+      '--timeout',
+      '5m',
+      '--set',
+      `edge.tls.tags={${tags.join(',')}}`,
+    ]);
+    const after = secretData(namespace, tlsSecret);
+    t.is(after['ca.crt'], before['ca.crt'], 'the same CA: clients that trust it keep working');
+    t.not(after['tls.crt'], before['tls.crt'], 'a new certificate');
+    const leaf = new X509Certificate(after['tls.crt'] as string);
+    const ca = new X509Certificate(after['ca.crt'] as string);
+    t.true(leaf.verify(ca.publicKey), 'signed by the kept CA');
+    t.truthy(leaf.checkHost(`beta-${edgeHost('api')}`), leaf.subjectAltName);
+    // Back to the defaults for what follows; the CA stays the same again.
+    helm(['upgrade', release, chartDirectory, '-n', namespace, '--wait', '--timeout', '5m']);
+    t.is(secretData(namespace, tlsSecret)['ca.crt'], before['ca.crt']);
+  },
+);
+
+test.serial(
+  'helm uninstall keeps the data volume, the credentials and the edge CA, and a reinstall serves the same data (cluster)',
   async (t) => {
     const marker = `written before uninstall ${Date.now()}`;
     // As the owner role, like the seeder's migrations: the backup jobs dump what it owns.
@@ -169,6 +201,7 @@ test.serial(
     );
     t.is(write.status, 0, write.stderr);
     const credentialsBefore = secretData(namespace, credentials);
+    const caBefore = secretData(namespace, tlsSecret)['ca.crt'];
     helm(['uninstall', release, '-n', namespace, '--wait']);
     await eventually(
       'the PostgreSQL pod to be gone',
@@ -184,6 +217,11 @@ test.serial(
     t.deepEqual(secretData(namespace, credentials), credentialsBefore);
 
     helm(['install', release, chartDirectory, '-n', namespace, '--wait', '--timeout', '5m']);
+    t.is(
+      secretData(namespace, tlsSecret)['ca.crt'],
+      caBefore,
+      'the reinstall signs with the kept CA: clients that trust it need nothing new',
+    );
     const read = psql(namespace, postgresPod, 'SELECT note FROM e2e_marker');
     t.is(read.status, 0, read.stderr);
     t.is(read.stdout.trim(), marker);
