@@ -399,6 +399,28 @@ test('the Knative overlay the deploy writes points the Services at the registry 
   }
 });
 
+test("Knative skips tag resolution for the deploy's registry, beside its own defaults, in config-deployment alone", (t) => {
+  const registry = 'registry.secretid.internal:5000';
+  const [config] = Object.values(
+    renderTemplate('secretid_deploy', 'config-deployment.yaml.j2', 'deployer', {
+      secretid_deploy_registry: registry,
+    }),
+  ) as Array<{
+    kind: string;
+    metadata: { name: string; namespace: string };
+    data: Record<string, string>;
+  }>;
+  t.is(config?.kind, 'ConfigMap');
+  t.deepEqual(config?.metadata, { name: 'config-deployment', namespace: 'knative-serving' });
+  t.deepEqual(Object.keys(config?.data ?? {}), ['registries-skipping-tag-resolving']);
+  t.deepEqual(config?.data['registries-skipping-tag-resolving']?.split(','), [
+    'kind.local',
+    'ko.local',
+    'dev.local',
+    registry,
+  ]);
+});
+
 test("the k3s and registry templates render with each node's inventory address and the shared registry", (t) => {
   const token = 'rendered-in-a-test';
   const servers = renderTemplate('k3s_server', 'config.yaml.j2', 'control_plane', {

@@ -26,6 +26,7 @@ import {
   kubectl,
   kubectlJson,
   namespace,
+  promQuery,
   release,
 } from './helpers/cluster.ts';
 import { runBlock, shellBlocks } from './helpers/docs.ts';
@@ -233,6 +234,23 @@ test.serial(
       'the api back down to zero pods',
       () => (sample() === 0 ? true : undefined),
       180_000,
+    );
+    // Memory under that load, as Prometheus scraped it from the api's pods (every 30 s).
+    const rss = promQuery(
+      caFile,
+      'max(max_over_time(process_resident_memory_bytes{service="api"}[5m]))',
+    )[0]?.value[1];
+    const limit = kubectl([
+      '-n',
+      namespace,
+      'get',
+      'ksvc',
+      'api',
+      '-o',
+      'jsonpath={.spec.template.spec.containers[0].resources.limits.memory}',
+    ]);
+    t.log(
+      `api peak RSS under the load (Prometheus): ${(Number(rss) / 2 ** 20).toFixed(0)} MiB, limit ${limit}`,
     );
     const counts = byStatus(answers);
     t.log(
