@@ -196,7 +196,7 @@ const readyByRevision = (service: string) => {
 };
 
 test.serial(
-  "under a bounded load of 100 requests in flight the api scales above one pod (knative/'s target: 100 in flight at 70 %), loses nothing, and goes back down after (cluster)",
+  "under a bounded load of 100 requests in flight the api scales above one pod (knative/'s target: 100 in flight at 70 %), loses nothing, and scales down under a steady load without losing a request (cluster)",
   async (t) => {
     const caFile = edgeCaFile();
     const url = `https://${edgeHost('api')}/randomName`;
@@ -229,6 +229,18 @@ test.serial(
     }
     const answers = await load.done;
     const loadSeconds = (Date.now() - started) / 1000;
+    // A scale-down under load: 60 s at 5 per second while the api goes back down to one pod.
+    const steady = edgeLoad({ url, caFile, count: 300, perSecond: 5, maxSeconds: 10 });
+    let steadyDone = false;
+    steady.done.then(() => {
+      steadyDone = true;
+    });
+    let fewest = Number.POSITIVE_INFINITY;
+    while (!steadyDone) {
+      fewest = Math.min(fewest, sample());
+      await new Promise((resolve) => setTimeout(resolve, 2000));
+    }
+    const steadyAnswers = await steady.done;
     // Back down: with knative/'s delays shortened for the suite, to zero within a minute or two.
     await eventually(
       'the api back down to zero pods',
@@ -257,7 +269,16 @@ test.serial(
       `${answers.length} requests in ${loadSeconds.toFixed(1)} s (${(answers.length / loadSeconds).toFixed(0)}/s): ${JSON.stringify(counts)}`,
     );
     t.log(`ready api pods over time: ${timeline.join(' ')}`);
+    t.log(
+      `scale-down under 5 requests per second: from ${most} to ${fewest} pods, answers ${JSON.stringify(byStatus(steadyAnswers))}`,
+    );
     t.true(most >= 2, `the api went above one pod (at most ${most})`);
     t.deepEqual(counts, { 200: answers.length }, 'no errors');
+    t.true(fewest < most, 'it scaled down while the steady load ran');
+    t.deepEqual(
+      byStatus(steadyAnswers),
+      { 200: steadyAnswers.length },
+      'the scale-down lost nothing',
+    );
   },
 );

@@ -2,18 +2,25 @@
  * A function's pod stopped under load on the test cluster, as Kubernetes stops it on a
  * scale-down, a drain or a new revision: no request sent through the edge is lost, and the
  * function's own SIGTERM drain runs inside the pod's grace period (its log says so), after
- * Knative's queue-proxy has drained: Knative's drain and the function's agree.
+ * Knative's queue-proxy has drained: Knative's drain and the function's agree. And a new
+ * revision rolled out under load: nothing lost, the answers move over.
  */
 import { spawn } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, relative } from 'node:path';
 import test from 'ava';
 import { requireTool } from '../../scripts/tools.ts';
 import {
+  applyKnative,
   clusterEnvironment,
   curlEdge,
   edgeCaFile,
   edgeHost,
   ensureKnativeServices,
   ensureRelease,
+  eventually,
+  knativeDirectory,
   kubectl,
   kubectlJson,
   namespace,
@@ -94,5 +101,88 @@ test.serial(
       (draining ?? 0) >= 25,
       "SIGTERM reached the function only after the queue-proxy's drain (about 30 s)",
     );
+  },
+);
+
+test.serial(
+  'a new revision of the api rolled out under steady bounded load loses no request; the answers move from the old revision to the new one (cluster)',
+  async (t) => {
+    const caFile = edgeCaFile();
+    const url = `https://${edgeHost('api')}/randomName`;
+    t.is(curlEdge(url, { caFile, extra: ['--max-time', '30'] }).status, 200, 'a pod serves');
+    const before = kubectl([
+      '-n',
+      namespace,
+      'get',
+      'ksvc',
+      'api',
+      '-o',
+      'jsonpath={.status.latestReadyRevisionName}',
+    ]);
+    // A new template (one more environment variable, which the api ignores), rolled out over
+    // 20 s instead of knative/'s 120 s to keep the suite short.
+    const overlay = mkdtempSync(join(tmpdir(), 'secretid-e2e-rollout-'));
+    writeFileSync(
+      join(overlay, 'kustomization.yaml'),
+      JSON.stringify({
+        apiVersion: 'kustomize.config.k8s.io/v1beta1',
+        kind: 'Kustomization',
+        resources: [relative(overlay, knativeDirectory)],
+        patches: [
+          {
+            target: { group: 'serving.knative.dev', kind: 'Service', name: 'api' },
+            patch: JSON.stringify([
+              {
+                op: 'add',
+                path: '/metadata/annotations/serving.knative.dev~1rollout-duration',
+                value: '20s',
+              },
+              {
+                op: 'add',
+                path: '/spec/template/spec/containers/0/env/-',
+                value: { name: 'E2E_ROLLOUT', value: String(Date.now()) },
+              },
+            ]),
+          },
+        ],
+      }),
+    );
+    try {
+      // 70 s at 6 per second; the new revision is applied 5 s in.
+      const load = edgeLoad({ url, caFile, count: 420, perSecond: 6, maxSeconds: 10 });
+      await sleep(5000);
+      applyKnative(overlay);
+      const after = await eventually(
+        'a new revision with all the traffic',
+        () => {
+          const status = kubectlJson<{
+            status: {
+              latestReadyRevisionName?: string;
+              traffic?: Array<{ revisionName: string; percent?: number }>;
+            };
+          }>(['-n', namespace, 'get', 'ksvc', 'api']).status;
+          const all = status.traffic?.find((target) => target.percent === 100)?.revisionName;
+          return all && all !== before ? all : undefined;
+        },
+        180_000,
+      );
+      const answers = await load.done;
+      const revisions = answers.reduce<Record<string, number>>((counts, { revision }) => {
+        counts[revision] = (counts[revision] ?? 0) + 1;
+        return counts;
+      }, {});
+      t.log(
+        `rolled out ${before} -> ${after}: answers by revision ${JSON.stringify(revisions)}, by status ${JSON.stringify(byStatus(answers))}`,
+      );
+      t.deepEqual(byStatus(answers), { 200: answers.length }, 'no request lost');
+      t.true(
+        (revisions[before] ?? 0) > 0 && (revisions[after] ?? 0) > 0,
+        'both revisions answered',
+      );
+      t.is(answers.at(-1)?.revision, after, 'the last answers come from the new revision');
+    } finally {
+      rmSync(overlay, { recursive: true, force: true });
+      applyKnative();
+    }
   },
 );

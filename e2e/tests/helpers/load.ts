@@ -17,6 +17,8 @@ export interface Answer {
   /** Seconds since the load began, when this request ended. */
   at: number;
   contentType: string;
+  /** The Knative revision that answered (the api's Secretid-Revision header), or ''. */
+  revision: string;
 }
 
 export interface Load {
@@ -73,7 +75,7 @@ export const edgeLoad = (options: {
       options.caFile,
       '-w',
       // To stderr, which curl does not buffer: each answer's line arrives as it ends.
-      '%{stderr}%{http_code} %{time_total} %{content_type}\\n',
+      '%{stderr}%{http_code}\\t%{time_total}\\t%{content_type}\\t%header{secretid-revision}\\n',
       '--config',
       config,
     ],
@@ -87,13 +89,14 @@ export const edgeLoad = (options: {
     pending = lines.pop() ?? '';
     // curl's own messages ("curl: (28) ...") are on stderr too; the answers' lines start with
     // the three digits of the status.
-    for (const line of lines.filter((text) => /^\d{3} /.test(text))) {
-      const [status = '0', seconds = '0', contentType = ''] = line.split(' ');
+    for (const line of lines.filter((text) => /^\d{3}\t/.test(text))) {
+      const [status = '0', seconds = '0', contentType = '', revision = ''] = line.split('\t');
       answers.push({
         status: Number(status),
         seconds: Number(seconds),
         at: (Date.now() - started) / 1000,
         contentType,
+        revision,
       });
     }
   });
