@@ -253,6 +253,12 @@ export const knative = (kubectl: () => string): Action => ({
       "config-deployment's registries-skipping-tag-resolving",
       'secretid-e2e-registries',
     );
+    // As knative/README.md says: Knative's components read config-observability when they
+    // start (an activator started before it answered nothing on :9090 on this cluster).
+    run(kubectl(), ['rollout', 'restart', '-n', 'knative-serving', 'deployment'], {
+      env: kubectlEnv(),
+      what: "restart of Knative's deployments",
+    });
     rolledOut(kubectl(), 'knative-serving');
     rolledOut(kubectl(), 'kourier-system');
   },
