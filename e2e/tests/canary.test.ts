@@ -7,7 +7,7 @@
  * would spread every step over two minutes), through an overlay.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
 import test from 'ava';
@@ -126,8 +126,12 @@ test.serial(
     const steps = shellBlocks('docs/operations.md', '## A canary, its promotion, and a rollback');
     t.is(steps.length, 7, 'the section has its seven command blocks');
     // One terminal, as a person would use: CURRENT and CANDIDATE carry from step to step.
+    // The working folder of a person following the docs: the CA file they fetched beside the
+    // repository's knative/ (a link to it here).
+    const workingFolder = dirname(caFile);
+    symlinkSync(knativeDirectory, join(workingFolder, 'knative'));
     const run = shellSession(steps, {
-      cwd: dirname(caFile),
+      cwd: workingFolder,
       env: {
         EDGE: edgeAddress(),
         PATH: `${dirname(goBinary('kn'))}:${shellEnvironment().PATH}`,

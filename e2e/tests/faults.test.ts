@@ -70,11 +70,11 @@ test.serial(
     helm(['upgrade', release, chartDirectory, '-n', namespace, '--wait', ...shortStaleness]);
     restartApi();
     const caFile = edgeCaFile();
-    // 160 requests at 4 per second (40 s), each with a 5 s deadline; PostgreSQL goes at 3 s.
+    // 120 requests at 4 per second (30 s), each with a 5 s deadline; PostgreSQL goes at 3 s.
     const load = edgeLoad({
       url: `https://${edgeHost('api')}/randomName`,
       caFile,
-      count: 160,
+      count: 120,
       perSecond: 4,
       maxSeconds: 5,
     });

@@ -8,7 +8,8 @@
  *
  * To keep the suite short, the functions run here with the shortest windows Knative allows
  * (an overlay over knative/: no scale-down delay, a 6 s stable window, no gradual rollout) and
- * config-autoscaler's scale-to-zero grace period at 1 s; everything is put back afterwards.
+ * config-autoscaler's scale-to-zero grace period at 1 s; for the autoscaling test the api's
+ * target is 1 request in flight (see the overlay); everything is put back afterwards.
  */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -52,6 +53,20 @@ test.before(() => {
       kind: 'Kustomization',
       resources: [relative(overlay, knativeDirectory)],
       patches: [
+        {
+          // knative/'s target of 100 in flight per pod is never reached here: the api answers in
+          // well under a millisecond, and the edge (TLS, Traefik, Kourier on the same 2 cores)
+          // tops out first (about 850 requests per second with 100 in flight, one api pod,
+          // measured on this cluster). A target of 1 shows the autoscaler at work.
+          target: { group: 'serving.knative.dev', kind: 'Service', name: 'api' },
+          patch: JSON.stringify([
+            annotation(
+              '/spec/template/metadata/annotations',
+              'autoscaling.knative.dev/target',
+              '1',
+            ),
+          ]),
+        },
         {
           target: { group: 'serving.knative.dev', kind: 'Service' },
           patch: JSON.stringify([
@@ -196,18 +211,18 @@ const readyByRevision = (service: string) => {
 };
 
 test.serial(
-  "under a bounded load of 100 requests in flight the api scales above one pod (knative/'s target: 100 in flight at 70 %), loses nothing, and scales down under a steady load without losing a request (cluster)",
+  'under a bounded load of 100 requests in flight the api scales above one pod (a target of 1 in flight), loses nothing, and scales down under a steady load without losing a request (cluster)',
   async (t) => {
     const caFile = edgeCaFile();
     const url = `https://${edgeHost('api')}/randomName`;
     t.is(curlEdge(url, { caFile, extra: ['--max-time', '30'] }).status, 200);
-    // At most 40,000 requests, 100 at a time, for at most 45 s.
+    // At most 40,000 requests, 100 at a time, for at most 30 s.
     const load = edgeLoad({
       url,
       caFile,
       count: 40_000,
       parallel: 100,
-      totalSeconds: 45,
+      totalSeconds: 30,
       maxSeconds: 10,
     });
     const started = Date.now();
@@ -229,8 +244,8 @@ test.serial(
     }
     const answers = await load.done;
     const loadSeconds = (Date.now() - started) / 1000;
-    // A scale-down under load: 60 s at 5 per second while the api goes back down to one pod.
-    const steady = edgeLoad({ url, caFile, count: 300, perSecond: 5, maxSeconds: 10 });
+    // A scale-down under load: 40 s at 5 per second while the api goes back down to one pod.
+    const steady = edgeLoad({ url, caFile, count: 200, perSecond: 5, maxSeconds: 10 });
     let steadyDone = false;
     steady.done.then(() => {
       steadyDone = true;

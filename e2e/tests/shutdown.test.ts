@@ -78,8 +78,8 @@ test.serial(
       }
     });
     const ended = new Promise<void>((resolve) => follow.on('close', () => resolve()));
-    // 60 s of load at 4 per second; the pod is deleted 3 s in.
-    const load = edgeLoad({ url, caFile, count: 240, perSecond: 4, maxSeconds: 10 });
+    // 45 s of load at 4 per second; the pod is deleted 3 s in.
+    const load = edgeLoad({ url, caFile, count: 180, perSecond: 4, maxSeconds: 10 });
     await sleep(3000);
     started = Date.now();
     kubectl(['-n', namespace, 'delete', 'pod', pod.metadata.name, '--wait=false']);
@@ -148,8 +148,8 @@ test.serial(
       }),
     );
     try {
-      // 70 s at 6 per second; the new revision is applied 5 s in.
-      const load = edgeLoad({ url, caFile, count: 420, perSecond: 6, maxSeconds: 10 });
+      // 45 s at 6 per second; the new revision is applied 5 s in.
+      const load = edgeLoad({ url, caFile, count: 270, perSecond: 6, maxSeconds: 10 });
       await sleep(5000);
       applyKnative(overlay);
       const after = await eventually(
