@@ -1,6 +1,6 @@
 /**
  * The functions as Knative Services on the test cluster, installed as knative/README.md says
- * (`kubectl apply -k knative/` into the chart's namespace), reached as users reach them:
+ * (`kubectl apply --server-side ... -k knative/` into the chart's namespace), reached as users reach them:
  * through Traefik with TLS by host name, Traefik forwarding to Kourier with the Host header.
  */
 import test from 'ava';

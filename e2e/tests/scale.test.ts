@@ -29,6 +29,7 @@ import {
   namespace,
   promQuery,
   release,
+  waitForKnativeServices,
 } from './helpers/cluster.ts';
 import { runBlock, shellBlocks } from './helpers/docs.ts';
 import { byStatus, edgeLoad } from './helpers/load.ts';
@@ -98,15 +99,7 @@ test.before(() => {
     '-p',
     JSON.stringify({ data: { 'scale-to-zero-grace-period': grace } }),
   ]);
-  kubectl([
-    'wait',
-    '-n',
-    namespace,
-    '--for=condition=Ready',
-    'ksvc/api',
-    'ksvc/web',
-    '--timeout=300s',
-  ]);
+  waitForKnativeServices();
 });
 
 test.after.always(() => {

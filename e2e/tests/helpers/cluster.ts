@@ -347,6 +347,12 @@ export const applyKnative = (directory = knativeDirectory) =>
 export const ensureKnativeServices = () => {
   const started = Date.now();
   applyKnative();
+  waitForKnativeServices();
+  return (Date.now() - started) / 1000;
+};
+
+/** Waits until both Knative Services are Ready (at most 5 minutes). */
+export const waitForKnativeServices = () =>
   kubectl([
     'wait',
     '-n',
@@ -356,8 +362,6 @@ export const ensureKnativeServices = () => {
     'ksvc/web',
     '--timeout=300s',
   ]);
-  return (Date.now() - started) / 1000;
-};
 
 /** The Prometheus HTTP API through the edge with TLS and the chart's basic-auth password. */
 export const prometheusApi = <T = unknown>(caFile: string, path: string): T => {
