@@ -205,6 +205,8 @@ test.serial(
 test.serial("the chart's archive_command archives WAL onto the backup volume", async (t) => {
   t.is(server.psql('SHOW archive_mode').trim(), 'on');
   t.is(server.psql('SHOW archive_timeout').trim(), '1min');
+  // The first sleep of the checkpointer after a start is checkpoint_timeout (e2e/tests/faults).
+  t.is(server.psql('SHOW checkpoint_timeout').trim(), '1min');
   server.psql('SELECT pg_switch_wal()');
   const deadline = Date.now() + 15_000;
   let archived = 0;
