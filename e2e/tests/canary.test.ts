@@ -7,59 +7,38 @@
  * would spread every step over two minutes), through an overlay.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { dirname, join, relative } from 'node:path';
+import { mkdirSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import test from 'ava';
 import { goBinary } from '../actions/go-binaries.ts';
 import {
   applyKnative,
+  applyKnativeWith,
   edgeAddress,
   edgeCaFile,
   edgeHost,
   ensureKnativeServices,
   ensureRelease,
   eventually,
-  knativeDirectory,
+  immediateRollout,
   kubectlJson,
   namespace,
   release,
   shellEnvironment,
+  writeKnativeOverlay,
 } from './helpers/cluster.ts';
 import { shellBlocks, shellSession } from './helpers/docs.ts';
 
-const overlay = mkdtempSync(join(tmpdir(), 'secretid-e2e-canary-'));
 let caFile = '';
 
 test.before(() => {
   ensureRelease(release, namespace);
   ensureKnativeServices();
   caFile = edgeCaFile();
-  writeFileSync(
-    join(overlay, 'kustomization.yaml'),
-    JSON.stringify({
-      apiVersion: 'kustomize.config.k8s.io/v1beta1',
-      kind: 'Kustomization',
-      resources: [relative(overlay, knativeDirectory)],
-      patches: [
-        {
-          target: { group: 'serving.knative.dev', kind: 'Service', name: 'api' },
-          patch: JSON.stringify([
-            {
-              op: 'add',
-              path: '/metadata/annotations/serving.knative.dev~1rollout-duration',
-              value: '0s',
-            },
-          ]),
-        },
-      ],
-    }),
-  );
-  applyKnative(overlay);
+  applyKnativeWith([immediateRollout('api')]);
 });
 
 test.after.always(() => {
-  rmSync(overlay, { recursive: true, force: true });
   applyKnative();
 });
 
@@ -126,10 +105,12 @@ test.serial(
     const steps = shellBlocks('docs/operations.md', '## A canary, its promotion, and a rollback');
     t.is(steps.length, 7, 'the section has its seven command blocks');
     // One terminal, as a person would use: CURRENT and CANDIDATE carry from step to step.
-    // The working folder of a person following the docs: the CA file they fetched beside the
-    // repository's knative/ (a link to it here).
+    // The working folder of a person following the docs: the CA file they fetched beside a
+    // knative/ folder, here an overlay over the repository's knative/ that only drops the
+    // gradual rollout (step 6 would otherwise wait 120 s for it).
     const workingFolder = dirname(caFile);
-    symlinkSync(knativeDirectory, join(workingFolder, 'knative'));
+    mkdirSync(join(workingFolder, 'knative'));
+    writeKnativeOverlay(join(workingFolder, 'knative'), [immediateRollout('api')]);
     const run = shellSession(steps, {
       cwd: workingFolder,
       env: {

@@ -1,8 +1,9 @@
 /**
  * Faults on the test cluster, as an operator causes them: the PostgreSQL pod deleted under a
  * bounded load through the edge (the api answers 503 problem documents while its copy of the
- * names is too old, never hangs, and serves again within seconds of PostgreSQL being Ready),
- * and a drain of PostgreSQL's node with the data on storage every node sees (the NFS stand-in):
+ * names is too old, never hangs, and serves again within seconds of PostgreSQL being Ready);
+ * right after that start, a row reaches the WAL archive within archive_timeout (the RPO the
+ * chart states holds after a restart too); and a drain of PostgreSQL's node with the data on storage every node sees (the NFS stand-in):
  * PostgreSQL moves to the other node with its data, and at no moment do two servers run on
  * its data directory (checked on the host, by the directory's inode, not only through the API).
  */
@@ -25,6 +26,7 @@ import {
   namespace,
   psql,
   release,
+  replaceServicePods,
 } from './helpers/cluster.ts';
 import { byStatus, edgeLoad } from './helpers/load.ts';
 
@@ -41,34 +43,35 @@ const podReady = (ns: string, pod: string) =>
     'jsonpath={.metadata.deletionTimestamp}|{.status.conditions[?(@.type=="Ready")].status}',
   ]).stdout.trim() === '|True';
 
-/** The api's names are reloaded every second and never served older than 3 s during the test. */
+/**
+ * The api's names are reloaded every second and never served older than 3 s during the test;
+ * WAL is archived at least every 30 s (the shortest bound the chart keeps after a start too).
+ */
 const shortStaleness = [
   '--set',
   'api.namesRefreshSeconds=1',
   '--set',
   'api.namesMaxStalenessSeconds=3',
+  '--set',
+  'backup.archiveTimeoutSeconds=30',
 ];
-/** The api's pods read their ConfigMap when they start: replace them. */
-const restartApi = () => {
-  kubectl(['-n', namespace, 'delete', 'pod', '-l', 'serving.knative.dev/service=api', '--wait']);
-};
 
 test.before(() => {
   ensureRelease(release, namespace);
   ensureKnativeServices();
 });
 
-test.after.always(() => {
+test.after.always(async () => {
   // Back to the chart's defaults for the files after this one.
   helm(['upgrade', release, chartDirectory, '-n', namespace, '--wait', '--timeout', '5m']);
-  restartApi();
+  await replaceServicePods('api');
 });
 
 test.serial(
   'PostgreSQL pod deleted under bounded load: 503 problem documents while the names are too old, never a hang, 200 again within seconds of Ready (cluster)',
   async (t) => {
     helm(['upgrade', release, chartDirectory, '-n', namespace, '--wait', ...shortStaleness]);
-    restartApi();
+    await replaceServicePods('api');
     const caFile = edgeCaFile();
     // 120 requests at 4 per second (30 s), each with a 5 s deadline; PostgreSQL goes at 3 s.
     const load = edgeLoad({
@@ -116,6 +119,57 @@ test.serial(
     );
     t.deepEqual(lateFailures, [], 'everything answered 5 s after PostgreSQL was Ready is 200');
     t.true(readyAt - deletedAt < 60, 'the pod is replaced well inside its grace period');
+  },
+);
+
+test.serial(
+  'right after PostgreSQL starts, a row written 10 s after the start reaches the WAL archive within archive_timeout: the stated RPO holds after a restart too (cluster)',
+  async (t) => {
+    const query = (text: string) => {
+      const result = psql(namespace, postgresPod, text, { user: 'postgres', database: 'postgres' });
+      if (result.status !== 0) throw new Error(`${text}: ${result.stderr}`);
+      return result.stdout.trim();
+    };
+    // The previous test replaced the pod; without it, start a fresh server here.
+    if (Number(query('SELECT extract(epoch FROM now() - pg_postmaster_start_time())')) > 10) {
+      kubectl(['-n', namespace, 'delete', 'pod', postgresPod, '--wait=false']);
+      await eventually(
+        'the old PostgreSQL pod to be gone',
+        () => !podReady(namespace, postgresPod),
+      );
+      await eventually('PostgreSQL to be Ready', () => podReady(namespace, postgresPod), 120_000);
+    }
+    const bound = Number(query("SELECT setting FROM pg_settings WHERE name = 'archive_timeout'"));
+    const sinceStart = Number(
+      query('SELECT extract(epoch FROM now() - pg_postmaster_start_time())'),
+    );
+    await sleep(Math.max(0, 10 - sinceStart) * 1000);
+    const [writtenAt, segment] = query(
+      `CREATE TABLE IF NOT EXISTS rpo_drill (at timestamptz NOT NULL DEFAULT now());
+       INSERT INTO rpo_drill DEFAULT VALUES;
+       SELECT extract(epoch FROM now() - pg_postmaster_start_time()) || ' ' || pg_walfile_name(pg_current_wal_lsn())`,
+    ).split(' ') as [string, string];
+    // Segment names of one timeline sort in WAL order.
+    const archivedAfter = await eventually(
+      `segment ${segment} in the archive`,
+      () => {
+        const [last, age] = query(
+          `SELECT coalesce(last_archived_wal, '') || ' ' || coalesce(extract(epoch FROM last_archived_time - pg_postmaster_start_time()), 0) FROM pg_stat_archiver`,
+        ).split(' ') as [string, string];
+        return last.slice(8) >= segment.slice(8) ? Number(age) - Number(writtenAt) : undefined;
+      },
+      (bound + 60) * 1000,
+    );
+    const checkpointTimeout = query('SHOW checkpoint_timeout');
+    t.log(
+      `row written ${Number(writtenAt).toFixed(1)} s after the start, its segment archived ${archivedAfter.toFixed(1)} s later (archive_timeout ${bound} s, checkpoint_timeout ${checkpointTimeout})`,
+    );
+    // The copy onto the backup volume takes well under a second.
+    t.true(
+      archivedAfter <= bound + 5,
+      `archived ${archivedAfter.toFixed(1)} s after the write, over archive_timeout (${bound} s)`,
+    );
+    query('DROP TABLE rpo_drill');
   },
 );
 

@@ -6,12 +6,15 @@
  */
 import test from 'ava';
 import { parse } from 'yaml';
+import { chartValues } from '../lib/chart.ts';
 import {
+  chartDirectory,
   edgeCaFile,
   edgeHost,
   ensureKnativeServices,
   ensureRelease,
   eventually,
+  helm,
   kubectl,
   namespace,
   prometheusApi,
@@ -55,17 +58,42 @@ const configuredJobs = () => {
   return config.scrape_configs.map(({ job_name }) => job_name).sort();
 };
 
+/** The release's Prometheus scrapes and evaluates every `interval` (e.g. "10s"). */
+const setIntervals = (scrape: string, evaluation: string) =>
+  helm([
+    'upgrade',
+    release,
+    chartDirectory,
+    '-n',
+    namespace,
+    '--reuse-values',
+    '--set',
+    `prometheus.scrapeInterval=${scrape}`,
+    '--set',
+    `prometheus.evaluationInterval=${evaluation}`,
+    '--wait',
+    '--timeout',
+    '5m',
+  ]);
+
 test.before(() => {
   ensureRelease(release, namespace);
   ensureKnativeServices();
   caFile = edgeCaFile();
-  // About 100 s of steady traffic to both functions, for both tests: the functions' pods (and
-  // their queue-proxies) exist only while there is traffic, and rate()s over 5 m need two
-  // scrapes (30 s apart) of each counter; the rules are evaluated every 30 s.
+  // A rate() needs two scrapes of a counter and the rule an evaluation after them: at the
+  // chart's 30 s that is about 90 s of waiting; the test scrapes and evaluates every 10 s.
+  setIntervals('10s', '10s');
+  // About 40 s of steady traffic to both functions, for both tests: the functions' pods (and
+  // their queue-proxies) exist only while there is traffic.
   loads = [
-    edgeLoad({ url: `https://${edgeHost('api')}/randomName`, caFile, count: 200, perSecond: 2 }),
-    edgeLoad({ url: `https://${edgeHost('web')}/`, caFile, count: 100, perSecond: 1 }),
+    edgeLoad({ url: `https://${edgeHost('api')}/randomName`, caFile, count: 80, perSecond: 2 }),
+    edgeLoad({ url: `https://${edgeHost('web')}/`, caFile, count: 40, perSecond: 1 }),
   ];
+});
+
+test.after.always(() => {
+  const { scrapeInterval, evaluationInterval } = chartValues().prometheus as Record<string, string>;
+  setIntervals(scrapeInterval as string, evaluationInterval as string);
 });
 
 test.serial(

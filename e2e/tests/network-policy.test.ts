@@ -54,7 +54,7 @@ const apiLabels = {
   'app.kubernetes.io/component': 'api',
 };
 
-test.serial("a pod with the api's labels reaches PostgreSQL (cluster)", async (t) => {
+test("a pod with the api's labels reaches PostgreSQL (cluster)", async (t) => {
   const result = await runPod({
     namespace,
     name: 'e2e-as-api',
@@ -65,57 +65,53 @@ test.serial("a pod with the api's labels reaches PostgreSQL (cluster)", async (t
   t.is(result.exitCode, 0, result.log);
 });
 
-test.serial(
-  'a pod without those labels, in the same namespace, does not reach PostgreSQL (cluster)',
-  async (t) => {
-    const result = await runPod({
-      namespace,
-      name: 'e2e-unlabelled',
-      image: postgres(),
-      command: pgIsReady(clusterIp(`${release}-postgres`), mustFail),
-      labels: { ...apiLabels, 'app.kubernetes.io/component': 'web' },
-    });
-    t.is(result.exitCode, 2, `pg_isready: ${result.log}`);
-  },
-);
+test('a pod without those labels, in the same namespace, does not reach PostgreSQL (cluster)', async (t) => {
+  const result = await runPod({
+    namespace,
+    name: 'e2e-unlabelled',
+    image: postgres(),
+    command: pgIsReady(clusterIp(`${release}-postgres`), mustFail),
+    labels: { ...apiLabels, 'app.kubernetes.io/component': 'web' },
+  });
+  t.is(result.exitCode, 2, `pg_isready: ${result.log}`);
+});
 
-test.serial(
-  'a pod of another namespace, even with the api labels, reaches neither PostgreSQL nor Prometheus (cluster)',
-  async (t) => {
-    const toPostgres = await runPod({
+test('a pod of another namespace, even with the api labels, reaches neither PostgreSQL nor Prometheus (cluster)', async (t) => {
+  const traefik = kubectl([
+    '-n',
+    'kube-system',
+    'get',
+    'service',
+    'traefik',
+    '-o',
+    'jsonpath={.spec.clusterIP}',
+  ]);
+  const [toPostgres, toPrometheus, control] = await Promise.all([
+    runPod({
       namespace: outsider,
       name: 'e2e-outsider-postgres',
       image: postgres(),
       command: pgIsReady(clusterIp(`${release}-postgres`), mustFail),
       labels: apiLabels,
-    });
-    t.is(toPostgres.exitCode, 2, `pg_isready: ${toPostgres.log}`);
-    const toPrometheus = await runPod({
+    }),
+    runPod({
       namespace: outsider,
       name: 'e2e-outsider-prometheus',
       image: toolbox(),
       command: curlOnce(`http://${clusterIp(`${release}-prometheus`)}:9090/-/ready`, mustFail),
-    });
-    // Refused on every attempt: kube-router rejects what no policy admits.
-    t.is(toPrometheus.exitCode, 2, `curl: ${toPrometheus.log}`);
-    // The control: the same pod reaches a Service no policy covers (Traefik's), so what stopped
-    // it above was the policies, not the network.
-    const traefik = kubectl([
-      '-n',
-      'kube-system',
-      'get',
-      'service',
-      'traefik',
-      '-o',
-      'jsonpath={.spec.clusterIP}',
-    ]);
-    const control = await runPod({
+    }),
+    // The control: the same kind of pod reaches a Service no policy covers (Traefik's), so
+    // what stopped the others was the policies, not the network.
+    runPod({
       namespace: outsider,
       name: 'e2e-outsider-control',
       image: toolbox(),
       command: curlOnce(`http://${traefik}/`, mustSucceed),
-    });
-    t.is(control.exitCode, 0, `curl: ${control.log}`);
-    t.regex(control.log, /^404$/m);
-  },
-);
+    }),
+  ]);
+  t.is(toPostgres.exitCode, 2, `pg_isready: ${toPostgres.log}`);
+  // Refused on every attempt: kube-router rejects what no policy admits.
+  t.is(toPrometheus.exitCode, 2, `curl: ${toPrometheus.log}`);
+  t.is(control.exitCode, 0, `curl: ${control.log}`);
+  t.regex(control.log, /^404$/m);
+});

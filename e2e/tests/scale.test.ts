@@ -4,31 +4,31 @@
  * page). The scale-from-zero latency is measured five times each, from a client on the host
  * through Traefik with TLS: the api alone, and the page with both functions at zero (what a
  * person's first visit after an idle spell costs). The images are already on the nodes. Zero
- * means no pod that is not terminating: one still draining serves nothing new.
+ * means no pod of the serving revision that is not terminating: one still draining serves
+ * nothing new.
  *
  * To keep the suite short, the functions run here with the shortest windows Knative allows
  * (an overlay over knative/: no scale-down delay, a 6 s stable window, no gradual rollout) and
  * config-autoscaler's scale-to-zero grace period at 1 s; for the autoscaling test the api's
  * target is 1 request in flight (see the overlay); everything is put back afterwards.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
 import test from 'ava';
 import {
   applyKnative,
+  applyKnativeWith,
   curlEdge,
   edgeCaFile,
   edgeHost,
   ensureKnativeServices,
   ensureRelease,
   eventually,
-  knativeDirectory,
+  immediateRollout,
   kubectl,
-  kubectlJson,
   namespace,
   promQuery,
   release,
+  servicePods,
+  setAnnotation,
   waitForKnativeServices,
 } from './helpers/cluster.ts';
 import { runBlock, shellBlocks } from './helpers/docs.ts';
@@ -37,57 +37,36 @@ import { byStatus, edgeLoad } from './helpers/load.ts';
 // The shortest stable window Knative accepts, and a one-second grace before zero.
 const window = '6s';
 const grace = '1s';
-const overlay = mkdtempSync(join(tmpdir(), 'secretid-e2e-scale-'));
-const annotation = (path: string, key: string, value: string) => ({
-  op: 'add',
-  path: `${path}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`,
-  value,
-});
-
 test.before(() => {
   ensureRelease(release, namespace);
   ensureKnativeServices();
-  writeFileSync(
-    join(overlay, 'kustomization.yaml'),
-    JSON.stringify({
-      apiVersion: 'kustomize.config.k8s.io/v1beta1',
-      kind: 'Kustomization',
-      resources: [relative(overlay, knativeDirectory)],
-      patches: [
-        {
-          // knative/'s target of 100 in flight per pod is never reached here: the api answers in
-          // well under a millisecond, and the edge (TLS, Traefik, Kourier on the same 2 cores)
-          // tops out first (about 850 requests per second with 100 in flight, one api pod,
-          // measured on this cluster). A target of 1 shows the autoscaler at work.
-          target: { group: 'serving.knative.dev', kind: 'Service', name: 'api' },
-          patch: JSON.stringify([
-            annotation(
-              '/spec/template/metadata/annotations',
-              'autoscaling.knative.dev/target',
-              '1',
-            ),
-          ]),
-        },
-        {
-          target: { group: 'serving.knative.dev', kind: 'Service' },
-          patch: JSON.stringify([
-            annotation('/metadata/annotations', 'serving.knative.dev/rollout-duration', '0s'),
-            annotation(
-              '/spec/template/metadata/annotations',
-              'autoscaling.knative.dev/scale-down-delay',
-              '0s',
-            ),
-            annotation(
-              '/spec/template/metadata/annotations',
-              'autoscaling.knative.dev/window',
-              window,
-            ),
-          ]),
-        },
+  applyKnativeWith([
+    {
+      // knative/'s target of 100 in flight per pod is never reached here: the api answers in
+      // well under a millisecond, and the edge (TLS, Traefik, Kourier on the same 2 cores)
+      // tops out first (about 850 requests per second with 100 in flight, one api pod,
+      // measured on this cluster). A target of 1 shows the autoscaler at work.
+      service: 'api',
+      operations: [
+        setAnnotation('/spec/template/metadata/annotations', 'autoscaling.knative.dev/target', '1'),
       ],
-    }),
-  );
-  applyKnative(overlay);
+    },
+    immediateRollout(),
+    {
+      operations: [
+        setAnnotation(
+          '/spec/template/metadata/annotations',
+          'autoscaling.knative.dev/scale-down-delay',
+          '0s',
+        ),
+        setAnnotation(
+          '/spec/template/metadata/annotations',
+          'autoscaling.knative.dev/window',
+          window,
+        ),
+      ],
+    },
+  ]);
   kubectl([
     '-n',
     'knative-serving',
@@ -103,7 +82,6 @@ test.before(() => {
 });
 
 test.after.always(() => {
-  rmSync(overlay, { recursive: true, force: true });
   // knative/ and knative/platform as they are (the platform as knative/README.md applies it).
   // Not waited for: the new revision takes its traffic over knative/'s 120 s rollout, and the
   // files that need the services wait for them (ensureKnativeServices).
@@ -113,26 +91,32 @@ test.after.always(() => {
   if (restored.status !== 0) throw new Error(`restoring knative/platform: ${restored.output}`);
 });
 
-/** The service's pods that are not terminating (a terminating pod serves nothing new). */
-const podsOf = (service: string) =>
-  kubectlJson<{ items: Array<{ metadata: { name: string; deletionTimestamp?: string } }> }>([
+/** The revision a Service routes its traffic to (the latest ready one: knative/ follows it). */
+const servingRevision = (service: string) =>
+  kubectl([
     '-n',
     namespace,
     'get',
-    'pods',
-    '-l',
-    `serving.knative.dev/service=${service}`,
-  ])
-    .items.filter((pod) => !pod.metadata.deletionTimestamp)
-    .map((pod) => pod.metadata.name)
-    .join(' ');
+    'ksvc',
+    service,
+    '-o',
+    'jsonpath={.status.latestReadyRevisionName}',
+  ]);
 
-/** Waits until neither function has a pod that is not terminating; returns the seconds. */
+/**
+ * Waits until neither function's serving revision has a pod that is not terminating; returns
+ * the seconds. (The revisions the overlay replaced keep knative/'s 60 s scale-down delay and
+ * go later; they take no traffic.)
+ */
 const bothAtZero = async () => {
   const started = Date.now();
+  const serving = { api: servingRevision('api'), web: servingRevision('web') };
   await eventually(
     'both functions at zero pods',
-    () => podsOf('api') === '' && podsOf('web') === '',
+    () =>
+      (['api', 'web'] as const).every(
+        (service) => !servicePods(service).some((pod) => pod.revision === serving[service]),
+      ),
     180_000,
   );
   return (Date.now() - started) / 1000;
@@ -184,25 +168,6 @@ test.serial(
   },
 );
 
-/** The ready pods of each revision of a service, e.g. { "api-00002": 2 }. */
-const readyByRevision = (service: string) => {
-  const pods = kubectlJson<{
-    items: Array<{
-      metadata: { labels: Record<string, string>; deletionTimestamp?: string };
-      status: { conditions?: Array<{ type: string; status: string }> };
-    }>;
-  }>(['-n', namespace, 'get', 'pods', '-l', `serving.knative.dev/service=${service}`]).items;
-  const counts: Record<string, number> = {};
-  for (const pod of pods) {
-    const ready = pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True');
-    if (ready && !pod.metadata.deletionTimestamp) {
-      const revision = pod.metadata.labels['serving.knative.dev/revision'] as string;
-      counts[revision] = (counts[revision] ?? 0) + 1;
-    }
-  }
-  return counts;
-};
-
 test.serial(
   'under a bounded load of 100 requests in flight the api scales above one pod (a target of 1 in flight), answers every request, and scales down under a steady load without losing a request (cluster)',
   async (t) => {
@@ -222,7 +187,7 @@ test.serial(
     const timeline: string[] = [];
     let most = 0;
     const sample = () => {
-      const pods = Object.values(readyByRevision('api')).reduce((sum, count) => sum + count, 0);
+      const pods = servicePods('api').filter((pod) => pod.ready).length;
       most = Math.max(most, pods);
       timeline.push(`${((Date.now() - started) / 1000).toFixed(0)}s:${pods}`);
       return pods;

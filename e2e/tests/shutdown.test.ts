@@ -6,13 +6,10 @@
  * revision rolled out under load: nothing lost, the answers move over.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, relative } from 'node:path';
 import test from 'ava';
 import { requireTool } from '../../scripts/tools.ts';
 import {
-  applyKnative,
+  applyKnativeWith,
   clusterEnvironment,
   curlEdge,
   edgeCaFile,
@@ -20,11 +17,15 @@ import {
   ensureKnativeServices,
   ensureRelease,
   eventually,
-  knativeDirectory,
+  immediateRollout,
   kubectl,
   kubectlJson,
   namespace,
   release,
+  type ServicePod,
+  servicePods,
+  setAnnotation,
+  waitForKnativeServices,
 } from './helpers/cluster.ts';
 import { byStatus, edgeLoad } from './helpers/load.ts';
 
@@ -35,31 +36,19 @@ test.before(() => {
   ensureKnativeServices();
 });
 
-interface Pod {
-  metadata: { name: string; deletionTimestamp?: string };
-  spec: { terminationGracePeriodSeconds: number };
-}
-
 test.serial(
   "an api pod deleted under bounded load: no request lost, and the function's own drain ends inside the grace period, after the queue-proxy's (cluster)",
   async (t) => {
     const caFile = edgeCaFile();
     const url = `https://${edgeHost('api')}/randomName`;
     t.is(curlEdge(url, { caFile, extra: ['--max-time', '30'] }).status, 200, 'a pod serves');
-    const pod = kubectlJson<{ items: Pod[] }>([
-      '-n',
-      namespace,
-      'get',
-      'pods',
-      '-l',
-      'serving.knative.dev/service=api',
-    ]).items.find((candidate) => !candidate.metadata.deletionTimestamp) as Pod;
+    const pod = servicePods('api')[0] as ServicePod;
     t.truthy(pod, 'a running api pod');
-    const grace = pod.spec.terminationGracePeriodSeconds;
+    const grace = pod.graceSeconds;
     // The function's log from now on, until its container ends.
     const follow = spawn(
       requireTool('kubectl'),
-      ['-n', namespace, 'logs', '-f', '--since=1s', pod.metadata.name, '-c', 'api'],
+      ['-n', namespace, 'logs', '-f', '--since=1s', pod.name, '-c', 'api'],
       { env: clusterEnvironment(), stdio: ['ignore', 'pipe', 'pipe'] },
     );
     const lines: Array<{ at: number; message: string }> = [];
@@ -82,7 +71,7 @@ test.serial(
     const load = edgeLoad({ url, caFile, count: 180, perSecond: 4, maxSeconds: 10 });
     await sleep(3000);
     started = Date.now();
-    kubectl(['-n', namespace, 'delete', 'pod', pod.metadata.name, '--wait=false']);
+    kubectl(['-n', namespace, 'delete', 'pod', pod.name, '--wait=false']);
     await Promise.race([ended, sleep((grace + 15) * 1000)]);
     const containerEnded = (Date.now() - started) / 1000;
     follow.kill();
@@ -121,37 +110,23 @@ test.serial(
     ]);
     // A new template (one more environment variable, which the api ignores), rolled out over
     // 20 s instead of knative/'s 120 s to keep the suite short.
-    const overlay = mkdtempSync(join(tmpdir(), 'secretid-e2e-rollout-'));
-    writeFileSync(
-      join(overlay, 'kustomization.yaml'),
-      JSON.stringify({
-        apiVersion: 'kustomize.config.k8s.io/v1beta1',
-        kind: 'Kustomization',
-        resources: [relative(overlay, knativeDirectory)],
-        patches: [
-          {
-            target: { group: 'serving.knative.dev', kind: 'Service', name: 'api' },
-            patch: JSON.stringify([
-              {
-                op: 'add',
-                path: '/metadata/annotations/serving.knative.dev~1rollout-duration',
-                value: '20s',
-              },
-              {
-                op: 'add',
-                path: '/spec/template/spec/containers/0/env/-',
-                value: { name: 'E2E_ROLLOUT', value: String(Date.now()) },
-              },
-            ]),
-          },
-        ],
-      }),
-    );
     try {
       // 45 s at 6 per second; the new revision is applied 5 s in.
       const load = edgeLoad({ url, caFile, count: 270, perSecond: 6, maxSeconds: 10 });
       await sleep(5000);
-      applyKnative(overlay);
+      applyKnativeWith([
+        {
+          service: 'api',
+          operations: [
+            setAnnotation('/metadata/annotations', 'serving.knative.dev/rollout-duration', '20s'),
+            {
+              op: 'add',
+              path: '/spec/template/spec/containers/0/env/-',
+              value: { name: 'E2E_ROLLOUT', value: String(Date.now()) },
+            },
+          ],
+        },
+      ]);
       const after = await eventually(
         'a new revision with all the traffic',
         () => {
@@ -181,8 +156,11 @@ test.serial(
       );
       t.is(answers.at(-1)?.revision, after, 'the last answers come from the new revision');
     } finally {
-      rmSync(overlay, { recursive: true, force: true });
-      applyKnative();
+      // knative/'s template again, its revision taking the traffic at once, and waited for: an
+      // apply of knative/ (120 s rollout) while it is not Ready yet would spread its rollout
+      // over 120 s, and the next file would wait for that.
+      applyKnativeWith([immediateRollout('api')]);
+      waitForKnativeServices();
     }
   },
 );

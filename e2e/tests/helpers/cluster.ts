@@ -5,7 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { dirname, join, relative } from 'node:path';
 import { parse } from 'yaml';
 import { requireTool } from '../../../scripts/tools.ts';
 import { chartImage, chartValues } from '../../lib/chart.ts';
@@ -340,6 +340,60 @@ export const applyKnative = (directory = knativeDirectory) =>
     namespace,
   ]);
 
+/** A JSON-patch operation that sets an annotation under `path` (the key escaped for the pointer). */
+export const setAnnotation = (path: string, key: string, value: string) => ({
+  op: 'add',
+  path: `${path}/${key.replaceAll('~', '~0').replaceAll('/', '~1')}`,
+  value,
+});
+
+/** JSON-patch operations for knative/'s Services (all of them, or the one named). */
+export interface KnativePatch {
+  service?: string;
+  operations: object[];
+}
+
+/** No gradual rollout: a new revision takes all the traffic once Ready (knative/ spreads it over 120 s). */
+export const immediateRollout = (service?: string): KnativePatch => ({
+  service,
+  operations: [
+    setAnnotation('/metadata/annotations', 'serving.knative.dev/rollout-duration', '0s'),
+  ],
+});
+
+/**
+ * Writes a kustomize overlay over knative/ with these patches into `directory` (a folder a
+ * person could apply as knative/README.md says).
+ */
+export const writeKnativeOverlay = (directory: string, patches: KnativePatch[]) =>
+  writeFileSync(
+    join(directory, 'kustomization.yaml'),
+    JSON.stringify({
+      apiVersion: 'kustomize.config.k8s.io/v1beta1',
+      kind: 'Kustomization',
+      resources: [relative(directory, knativeDirectory)],
+      patches: patches.map(({ service, operations }) => ({
+        target: {
+          group: 'serving.knative.dev',
+          kind: 'Service',
+          ...(service ? { name: service } : {}),
+        },
+        patch: JSON.stringify(operations),
+      })),
+    }),
+  );
+
+/** knative/ with these patches applied as applyKnative does, through a throwaway overlay. */
+export const applyKnativeWith = (patches: KnativePatch[]) => {
+  const overlay = mkdtempSync(join(tmpdir(), 'secretid-e2e-overlay-'));
+  try {
+    writeKnativeOverlay(overlay, patches);
+    return applyKnative(overlay);
+  } finally {
+    rmSync(overlay, { recursive: true, force: true });
+  }
+};
+
 /**
  * Applies knative/ into the chart's namespace as knative/README.md says and waits until both
  * Knative Services are Ready; returns the seconds that took.
@@ -351,8 +405,31 @@ export const ensureKnativeServices = () => {
   return (Date.now() - started) / 1000;
 };
 
-/** Waits until both Knative Services are Ready (at most 5 minutes). */
-export const waitForKnativeServices = () =>
+/**
+ * Waits until both Knative Services are Ready for their current spec (at most 5 minutes each):
+ * first until Knative has seen the last change (observedGeneration), so that a Ready of the
+ * spec before an apply does not count, then for Ready, which a gradual rollout holds back.
+ */
+export const waitForKnativeServices = () => {
+  for (const service of ['api', 'web']) {
+    const generation = kubectl([
+      '-n',
+      namespace,
+      'get',
+      'ksvc',
+      service,
+      '-o',
+      'jsonpath={.metadata.generation}',
+    ]);
+    kubectl([
+      'wait',
+      '-n',
+      namespace,
+      `--for=jsonpath={.status.observedGeneration}=${generation}`,
+      `ksvc/${service}`,
+      '--timeout=300s',
+    ]);
+  }
   kubectl([
     'wait',
     '-n',
@@ -362,6 +439,47 @@ export const waitForKnativeServices = () =>
     'ksvc/web',
     '--timeout=300s',
   ]);
+};
+
+export interface ServicePod {
+  name: string;
+  revision: string;
+  ready: boolean;
+  graceSeconds: number;
+}
+
+/**
+ * The pods of a Knative Service that are not terminating (a terminating pod is out of its
+ * Service's endpoints and takes nothing new), with their revision and readiness.
+ */
+export const servicePods = (service: string): ServicePod[] =>
+  kubectlJson<{
+    items: Array<{
+      metadata: { name: string; labels: Record<string, string>; deletionTimestamp?: string };
+      spec: { terminationGracePeriodSeconds: number };
+      status: { conditions?: Array<{ type: string; status: string }> };
+    }>;
+  }>(['-n', namespace, 'get', 'pods', '-l', `serving.knative.dev/service=${service}`])
+    .items.filter((pod) => !pod.metadata.deletionTimestamp)
+    .map((pod) => ({
+      name: pod.metadata.name,
+      revision: pod.metadata.labels['serving.knative.dev/revision'] as string,
+      ready: pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
+      graceSeconds: pod.spec.terminationGracePeriodSeconds,
+    }));
+
+/**
+ * Replaces a Knative Service's pods (they read their ConfigMaps when they start) and waits
+ * for a Ready replacement, not for the old ones' drains (30 s and more) to end.
+ */
+export const replaceServicePods = async (service: string) => {
+  const old = servicePods(service).map((pod) => pod.name);
+  if (old.length === 0) return;
+  kubectl(['-n', namespace, 'delete', 'pod', '--wait=false', ...old]);
+  await eventually(`a new ${service} pod to be Ready`, () =>
+    servicePods(service).some((pod) => pod.ready && !old.includes(pod.name)),
+  );
+};
 
 /** The Prometheus HTTP API through the edge with TLS and the chart's basic-auth password. */
 export const prometheusApi = <T = unknown>(caFile: string, path: string): T => {
