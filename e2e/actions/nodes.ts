@@ -29,6 +29,7 @@ import {
   waitUntil,
 } from '../lib/run.ts';
 import {
+  cacheDirectory,
   clusterDnsAddress,
   clusterDomain,
   clusterName,
@@ -36,6 +37,7 @@ import {
   nodes,
   paths,
   podNetwork,
+  version,
 } from '../lib/settings.ts';
 import { packageBinary } from './debian-packages.ts';
 import { imageArchives, imageReferences, pauseImage } from './images.ts';
@@ -48,6 +50,14 @@ const nodeDirectory = (node: NodeSettings, ...parts: string[]) =>
 export const containerdSocket = (node: NodeSettings) =>
   nodeDirectory(node, 'containerd', 'containerd.sock');
 const cgroupRoot = (node: NodeSettings) => `/${clusterName}-${node.name}`;
+/**
+ * containerd's root (content, snapshots, metadata) lives in the cache, per node and containerd
+ * version: the images imported at one `up` are there at the next, only changed ones imported
+ * again. `down` deletes every container first, so only images remain; its state folder (the
+ * tasks, the sockets) stays under the node's folder.
+ */
+const imageStore = (node: NodeSettings) =>
+  join(cacheDirectory, 'containerd', version('CONTAINERD_DEB_VERSION'), node.name);
 /** The cgroup v1 hierarchies and the v2 one, where each node's cgroup root must exist. */
 const cgroupHierarchies = () =>
   readdirSync('/sys/fs/cgroup')
@@ -98,7 +108,7 @@ const writeContainerdConfig = (node: NodeSettings) => {
     join(directory, 'config.toml'),
     `# containerd for ${node.name}, written by e2e/actions/nodes.ts
 version = 2
-root = "${join(directory, 'root')}"
+root = "${imageStore(node)}"
 state = "${join(directory, 'state')}"
 disabled_plugins = ["io.containerd.snapshotter.v1.btrfs", "io.containerd.snapshotter.v1.zfs", "io.containerd.snapshotter.v1.aufs", "io.containerd.snapshotter.v1.devmapper", "io.containerd.tracing.processor.v1.otlp", "io.containerd.internal.v1.tracing"]
 
@@ -290,6 +300,10 @@ const startNode = async (node: NodeSettings, kubectlPath: string) => {
   ).catch((error) => {
     throw new HarnessError(`${error.message}\n${logTail(names.containerd)}`);
   });
+  // Containers a run that never reached `down` left in the image store belong to no pod now.
+  const leftover = removeContainers(node);
+  if (leftover > 0)
+    console.log(`      ${node.name}: removed ${leftover} container(s) of an earlier run`);
   // Each imported image is labelled with the archive it came from (the archive's name is the
   // digest of its inputs), so a rebuilt image is imported again on a running node too.
   const archiveLabel = 'secretid-e2e.archive';
@@ -429,24 +443,29 @@ const removeWorkloads = async (kubectlPath: string) => {
   console.log(`      pods removed in ${((Date.now() - started) / 1000).toFixed(1)} s`);
 };
 
+/** Kills and deletes every task and container of a node's containerd; its images stay. */
+const removeContainers = (node: NodeSettings) => {
+  const ctrPath = packageBinary('containerd', 'ctr');
+  const base = ['--address', containerdSocket(node), '--namespace', 'k8s.io'];
+  const list = (what: string) =>
+    run(ctrPath, [...base, what, 'list', '-q'], { allowFailure: true })
+      .stdout.split('\n')
+      .filter(Boolean);
+  for (const task of list('tasks'))
+    run(ctrPath, [...base, 'tasks', 'kill', '-s', 'SIGKILL', task], { allowFailure: true });
+  for (const task of list('tasks'))
+    run(ctrPath, [...base, 'tasks', 'delete', '-f', task], { allowFailure: true });
+  const containers = list('containers');
+  for (const container of containers)
+    run(ctrPath, [...base, 'containers', 'delete', container], { allowFailure: true });
+  return containers.length;
+};
+
 const stopNode = async (node: NodeSettings) => {
   const names = daemons(node);
   await stopDaemon(names.proxy);
   await stopDaemon(names.kubelet);
-  if (daemonPid(names.containerd)) {
-    const ctrPath = packageBinary('containerd', 'ctr');
-    const base = ['--address', containerdSocket(node), '--namespace', 'k8s.io'];
-    const list = (what: string) =>
-      run(ctrPath, [...base, what, 'list', '-q'], { allowFailure: true })
-        .stdout.split('\n')
-        .filter(Boolean);
-    for (const task of list('tasks'))
-      run(ctrPath, [...base, 'tasks', 'kill', '-s', 'SIGKILL', task], { allowFailure: true });
-    for (const task of list('tasks'))
-      run(ctrPath, [...base, 'tasks', 'delete', '-f', task], { allowFailure: true });
-    for (const container of list('containers'))
-      run(ctrPath, [...base, 'containers', 'delete', container], { allowFailure: true });
-  }
+  if (daemonPid(names.containerd)) removeContainers(node);
   await stopDaemon(names.containerd);
   // Shims of this node's containerd only (matched by its socket path).
   for (const pid of run(
