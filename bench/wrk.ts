@@ -81,24 +81,45 @@ export const parseWrk = (
 };
 
 /**
- * Runs `wrk --latency` for a bounded time. `onSpawn` receives the child so that the caller can
- * kill it on Ctrl-C.
+ * Runs `wrk --latency` for a bounded time, against 127.0.0.1 or one of `labHosts` (addresses
+ * of bridges and namespaces this machine made, e.g. the test cluster's). `prefix` runs wrk
+ * through another command (e.g. `ip netns exec <namespace>`); `headers` are sent with every
+ * request. `onSpawn` receives the child so that the caller can kill it on Ctrl-C.
  */
 export const runWrk = (options: {
   url: string;
   threads: number;
   connections: number;
   seconds: number;
+  labHosts?: string[];
+  prefix?: string[];
+  headers?: Record<string, string>;
   onSpawn?: (child: ChildProcess) => void;
 }): Promise<WrkResult> => {
   const { url, threads, connections, seconds } = options;
-  if (!/^http:\/\/127\.0\.0\.1:\d+\//.test(url)) {
-    throw new Error(`refusing to load anything but 127.0.0.1: ${url}`);
+  const { protocol, hostname } = new URL(url);
+  if (
+    !['http:', 'https:'].includes(protocol) ||
+    !(hostname === '127.0.0.1' || (options.labHosts ?? []).includes(hostname))
+  ) {
+    throw new Error(`refusing to load anything but 127.0.0.1 and this machine's lab: ${url}`);
   }
+  const [command = 'wrk', ...prefixArgs] = [...(options.prefix ?? []), 'wrk'];
   return new Promise((resolve, reject) => {
     const child = spawn(
-      'wrk',
-      [`-t${threads}`, `-c${connections}`, `-d${seconds}s`, '--latency', url],
+      command,
+      [
+        ...prefixArgs,
+        `-t${threads}`,
+        `-c${connections}`,
+        `-d${seconds}s`,
+        '--latency',
+        ...Object.entries(options.headers ?? {}).flatMap(([name, value]) => [
+          '-H',
+          `${name}: ${value}`,
+        ]),
+        url,
+      ],
       { stdio: ['ignore', 'pipe', 'pipe'] },
     );
     options.onSpawn?.(child);

@@ -470,14 +470,25 @@ export const servicePods = (service: string): ServicePod[] =>
 
 /**
  * Replaces a Knative Service's pods (they read their ConfigMaps when they start) and waits
- * for a Ready replacement, not for the old ones' drains (30 s and more) to end.
+ * for a Ready replacement, not for the old ones' drains (30 s and more) to end. A request
+ * through the edge wakes the Service: without traffic the autoscaler may take it to zero
+ * instead of replacing the deleted pod (seen on the test cluster).
  */
-export const replaceServicePods = async (service: string) => {
+export const replaceServicePods = async (service: string, caFile = edgeCaFile()) => {
   const old = servicePods(service).map((pod) => pod.name);
-  if (old.length === 0) return;
-  kubectl(['-n', namespace, 'delete', 'pod', '--wait=false', ...old]);
-  await eventually(`a new ${service} pod to be Ready`, () =>
-    servicePods(service).some((pod) => pod.ready && !old.includes(pod.name)),
+  if (old.length > 0) kubectl(['-n', namespace, 'delete', 'pod', '--wait=false', ...old]);
+  await eventually(
+    `a new ${service} pod to be Ready`,
+    () => {
+      if (servicePods(service).some((pod) => pod.ready && !old.includes(pod.name))) return true;
+      // Held by the activator until a pod answers, at most 30 s.
+      curlEdge(`https://${edgeHost(service as 'api' | 'web')}/healthz`, {
+        caFile,
+        extra: ['--max-time', '30'],
+      });
+      return undefined;
+    },
+    180_000,
   );
 };
 
