@@ -4,6 +4,7 @@
  * rules return series computed from traffic this test sends, every rule evaluates without
  * error, and kube-state-metrics reports the chart's workloads.
  */
+import { X509Certificate } from 'node:crypto';
 import test from 'ava';
 import { parse } from 'yaml';
 import { chartValues } from '../lib/chart.ts';
@@ -20,6 +21,7 @@ import {
   prometheusApi,
   promQuery,
   release,
+  secretData,
 } from './helpers/cluster.ts';
 import { byStatus, edgeLoad, type Load } from './helpers/load.ts';
 
@@ -194,3 +196,18 @@ test.serial("kube-state-metrics reports the chart's workloads (cluster)", (t) =>
     'the data, backup and Prometheus claims are Bound',
   );
 });
+
+test.serial(
+  "Traefik reports the end of the chart's edge certificate, which EdgeCertificateExpiresSoon watches (cluster)",
+  (t) => {
+    const leaf = new X509Certificate(secretData(namespace, `${release}-tls`)['tls.crt'] as string);
+    const series = promQuery(caFile, 'traefik_tls_certs_not_after{job="traefik"}');
+    const ours = series.filter((entry) =>
+      (entry.metric.sans ?? '').split(',').includes(edgeHost('api')),
+    );
+    t.true(ours.length > 0, JSON.stringify(series.map((entry) => entry.metric)));
+    for (const entry of ours)
+      t.is(Number(entry.value[1]), leaf.validToDate.getTime() / 1000, JSON.stringify(entry.metric));
+    t.log(`the edge's leaf (${ours[0]?.metric.cn}) is valid until ${leaf.validTo}`);
+  },
+);

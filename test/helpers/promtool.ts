@@ -349,6 +349,7 @@ export const metricInventory: ReadonlyMap<string, MetricSource> = new Map<string
   traefik('traefik_service_request_duration_seconds_count'),
   traefik('traefik_entrypoint_requests_total'),
   traefik('traefik_entrypoint_request_duration_seconds_bucket'),
+  traefik('traefik_tls_certs_not_after'),
   ksm('kube_deployment_spec_replicas'),
   ksm('kube_deployment_status_replicas_available'),
   ksm('kube_statefulset_replicas'),
