@@ -27,7 +27,13 @@ import {
   runTool,
 } from './helpers/ansible.ts';
 import { freePort } from './helpers/free-port.ts';
-import { describe, parseManifests, type RenderedObject, runHelm } from './helpers/helm.ts';
+import {
+  describe,
+  parseManifests,
+  type RenderedObject,
+  renderChart,
+  runHelm,
+} from './helpers/helm.ts';
 
 const vagrantInventory = 'inventory/vagrant';
 const existingInventory = 'inventory/existing';
@@ -394,6 +400,41 @@ test('the Knative overlay the deploy writes points the Services at the registry 
     ]);
     // Apart from the image names the Services are the repository's.
     t.is(JSON.stringify(withRegistry).replaceAll(`${registry}/`, ''), JSON.stringify(base));
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+});
+
+test("for a release not named secretid the overlay the deploy writes names that release's objects, as NOTES.txt does", (t) => {
+  const work = mkdtempSync(join(tmpdir(), 'deploy-overlay-'));
+  try {
+    const [overlay] = Object.values(
+      renderTemplate('secretid_deploy', 'kustomization.yaml.j2', 'deployer', {
+        secretid_deploy_source_directory: resolve('.'),
+        secretid_deploy_work_directory: work,
+        secretid_deploy_registry: '127.0.0.1:5000',
+        secretid_deploy_release: 'field',
+      }),
+    );
+    mkdirSync(join(work, 'knative-overlay'));
+    writeFileSync(join(work, 'knative-overlay', 'kustomization.yaml'), stringify(overlay));
+    const built = JSON.stringify(
+      parseAllDocuments(
+        execFileSync(requireTool('kubectl'), ['kustomize', join(work, 'knative-overlay')], {
+          encoding: 'utf8',
+        }),
+      ).map((document) => document.toJS()),
+    );
+    const rendered = renderChart({ release: 'field', namespace: 'ops' });
+    const named = (kind: string) =>
+      rendered.filter((object) => object.kind === kind).map((object) => object.metadata.name);
+    for (const name of ['field-secretid-api-env', 'field-secretid-web-env'])
+      t.true(named('ConfigMap').includes(name) && built.includes(`"name":"${name}"`), name);
+    t.true(named('Secret').includes('field-secretid-credentials'));
+    t.true(built.includes('"name":"field-secretid-credentials"'));
+    t.false(built.includes('"secretid-api-env"') || built.includes('"secretid-credentials"'));
+    t.true(built.includes('"app.kubernetes.io/instance":"field"'));
+    t.false(built.includes('"kind":"ConfigMap"'), 'the release settings are not applied');
   } finally {
     rmSync(work, { recursive: true, force: true });
   }
