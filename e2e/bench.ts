@@ -1,8 +1,9 @@
 /**
  * The test cluster's throughput figures (docs/performance.md, "On the test cluster"): the api
- * and the page under the same wrk load three ways, through the edge (TLS at Traefik, Kourier's
- * Envoy, Knative's queue-proxy, the function), straight to the pod's queue-proxy port, and
- * straight to the function's own port, each with exactly one pod per function; then both
+ * and the page under the same wrk load four ways, through the edge (TLS at Traefik, Kourier's
+ * Envoy, Knative's queue-proxy, the function), to Kourier's gateway as the edge reaches it
+ * (plain HTTP, from a node), straight to the pod's queue-proxy port, and straight to the
+ * function's own port, each with exactly one pod per function; then both
  * functions' peak memory under that load as Prometheus scraped it, against their limits.
  *
  * Needs a running cluster (`npm run cluster -- up`). knative/ is changed only through an
@@ -13,7 +14,8 @@
 import { parseArgs } from 'node:util';
 import { formatMs, formatRatio, formatRps } from '../bench/report.ts';
 import { runWrk, type WrkResult, wrkVersion } from '../bench/wrk.ts';
-import { nodes } from './lib/settings.ts';
+import { chartValues } from './lib/chart.ts';
+import { labNetwork, nodes } from './lib/settings.ts';
 import {
   applyKnative,
   applyKnativeWith,
@@ -106,15 +108,29 @@ const onePod = (service: string) =>
     300_000,
   );
 
+/** Whether an IPv4 address is inside the harness's lab range (bridges and namespaces it made). */
+const inLab = (address: string) => {
+  const toNumber = (text: string) =>
+    text.split('.').reduce((value, part) => value * 256 + Number(part), 0);
+  const [base = '', bits = '32'] = labNetwork.split('/');
+  const size = 2 ** (32 - Number(bits));
+  return (
+    /^\d+\.\d+\.\d+\.\d+$/.test(address) &&
+    Math.floor(toNumber(address) / size) === Math.floor(toNumber(base) / size)
+  );
+};
+
 const load = async (
   url: string,
   options: { headers?: Record<string, string>; prefix?: string[]; warmUp?: boolean },
 ) => {
+  const host = new URL(url).hostname;
+  if (!inLab(host)) throw new Error(`bench:cluster: ${host} is outside the lab ${labNetwork}`);
   const settings = {
     url,
     threads: 2,
     connections,
-    labHosts: [new URL(url).hostname],
+    labHosts: [host],
     prefix: options.prefix,
     headers: options.headers,
   };
@@ -149,6 +165,18 @@ applyKnativeWith([
 try {
   waitForKnativeServices();
   const results: Array<{ service: string; way: string; result: WrkResult }> = [];
+  // The Service the chart's IngressRoute sends the functions' hosts to (edge.kourier).
+  const edgeValues = (chartValues().edge as { kourier: Record<string, string | number> }).kourier;
+  const kourierAddress = kubectl([
+    '-n',
+    String(edgeValues.namespace),
+    'get',
+    'service',
+    String(edgeValues.service),
+    '-o',
+    'jsonpath={.spec.clusterIP}',
+  ]);
+  const kourier = `${kourierAddress}:${edgeValues.port}`;
   for (const { service, path } of functions) {
     const pod = await onePod(service);
     const inNode = ['ip', 'netns', 'exec', pod.namespace];
@@ -158,6 +186,13 @@ try {
         way: 'through the edge (TLS, Traefik, Kourier, queue-proxy)',
         url: `https://${edgeAddress()}${path}`,
         headers: { Host: edgeHost(service) },
+      },
+      {
+        // What the edge forwards to: Kourier's Service, plain HTTP by Host header, from the node.
+        way: "Kourier's gateway without the edge (HTTP, Kourier, queue-proxy)",
+        url: `http://${kourier}${path}`,
+        headers: { Host: edgeHost(service) },
+        prefix: inNode,
       },
       {
         way: "straight to the pod's queue-proxy (:8012)",
