@@ -70,7 +70,14 @@ test.serial('database down: fast 503 problems, then service resumes by itself', 
     }
     t.is(response.status, 503);
     t.is(response.headers.get('content-type'), 'application/problem+json');
-    t.regex((await response.json()).detail, /names database is unavailable/);
+    const detail = (await response.json()).detail as string;
+    t.regex(detail, /names database is unavailable and the names held are too old/);
+    // A real driver error (connection refused, with address and port) stays in the log.
+    const readiness = await stack.get(localHosts.api, '/readyz');
+    const readyBody = await readiness.text();
+    t.is(readiness.status, 503);
+    for (const body of [detail, readyBody])
+      t.notRegex(body, /ECONNREFUSED|127\.0\.0\.1|secretid_reader|password/, body);
     const started = performance.now();
     const again = await stack.get(localHosts.api, '/randomName');
     t.is(again.status, 503);

@@ -73,7 +73,12 @@ export const createApp = ({ catalog, metrics, logger, revision }: ApiDeps) => {
       {
         status: status.ready ? 'ready' : 'unavailable',
         catalogAgeSeconds: status.ageSeconds,
-        error: status.lastError,
+        // Public like every path: a reason, not the database error (that is in the log).
+        reason: status.ready
+          ? null
+          : status.ageSeconds === null
+            ? 'names not loaded yet'
+            : 'names too old: the database is unavailable',
       },
       status.ready ? 200 : 503,
     );

@@ -90,8 +90,12 @@ export const createCatalogStore = (options: {
   return {
     current() {
       if (!catalog || !fresh()) {
+        // For clients: what they need, never the driver's error (addresses, role names); the
+        // cause is in the log ("names catalog reload failed") and in status() for the process.
         throw new CatalogUnavailableError(
-          `the names database is unavailable${lastError ? ` (${lastError})` : ''}; retrying every ${options.retryMs / 1000}s`,
+          catalog
+            ? 'the names database is unavailable and the names held are too old to serve'
+            : 'the names database is unavailable and no names have been loaded yet',
         );
       }
       return catalog;
