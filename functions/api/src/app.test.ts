@@ -115,3 +115,17 @@ test('on Knative every JSON answer names the revision that served it; outside, n
   const outside = await build();
   t.is((await outside.request('/randomName')).headers.get(revisionHeader), null);
 });
+
+test('another method on a path the api serves is 405 with Allow; HEAD is answered like GET', async (t) => {
+  const app = await build();
+  for (const path of ['/randomName', '/healthz', '/readyz', '/metrics']) {
+    const response = await app.request(path, { method: 'POST' });
+    t.is(response.status, 405, path);
+    t.is(response.headers.get('allow'), 'GET, HEAD', path);
+    t.is(response.headers.get('content-type'), 'application/problem+json', path);
+    t.is((await response.json()).status, 405, path);
+  }
+  t.is((await app.request('/randomName', { method: 'DELETE' })).status, 405);
+  t.is((await app.request('/randomName', { method: 'HEAD' })).status, 200);
+  t.is((await app.request('/no/such/path', { method: 'POST' })).status, 404);
+});

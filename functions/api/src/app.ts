@@ -1,6 +1,6 @@
 import type { Logger } from '@secretid/lib/logger';
 import type { Metrics } from '@secretid/lib/metrics';
-import { handleProblems, problemResponse } from '@secretid/lib/problem';
+import { handleProblems, problemResponse, refuseOtherMethods } from '@secretid/lib/problem';
 import { Hono } from 'hono';
 import { type CatalogStore, CatalogUnavailableError } from './catalog-store.ts';
 import { type NameQuery, parseNameQuery } from './query.ts';
@@ -92,6 +92,7 @@ export const createApp = ({ catalog, metrics, logger, revision }: ApiDeps) => {
       }),
   );
 
+  refuseOtherMethods(app);
   handleProblems(app, logger);
   metrics.instrument(app);
   return app;

@@ -63,3 +63,18 @@ export const handleProblems = (app: Hono, logger: Logger) => {
     return problemResponse(500, 'an unexpected error occurred; it has been logged', c.req.path);
   });
 };
+
+/**
+ * Every path `app` serves with GET answers other methods with 405 and `Allow: GET, HEAD`
+ * (RFC 9110, 15.5.6), instead of the 404 of a path that does not exist. Call it after the
+ * routes. (Hono answers HEAD from the GET route.)
+ */
+export const refuseOtherMethods = (app: Hono) => {
+  const paths = new Set(app.routes.filter((route) => route.method === 'GET').map((r) => r.path));
+  for (const path of paths)
+    app.all(path, (c) =>
+      problemResponse(405, `${c.req.method} is not allowed here; use GET`, c.req.path, {
+        allow: 'GET, HEAD',
+      }),
+    );
+};

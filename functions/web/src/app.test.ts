@@ -185,9 +185,14 @@ test('an unknown path is a 404 problem with the security headers', async (t) => 
   t.like(await response.json(), { status: 404, title: 'Not Found' });
 });
 
-test('a POST to / is not accepted', async (t) => {
+test('another method on a path the web serves is 405 with Allow, with the security headers', async (t) => {
   const { app, asked } = setup();
-  const response = await app.request('/', { method: 'POST' });
-  t.is(response.status, 404);
-  t.deepEqual(asked, []);
+  for (const path of ['/', '/styles.css', '/healthz', '/readyz', '/metrics']) {
+    const response = await app.request(path, { method: 'POST' });
+    t.is(response.status, 405, path);
+    t.is(response.headers.get('allow'), 'GET, HEAD', path);
+  }
+  expectSecurityHeaders(t, await app.request('/', { method: 'PUT' }));
+  t.deepEqual(asked, [], 'the API is not called');
+  t.is((await app.request('/', { method: 'HEAD' })).status, 200);
 });

@@ -1,6 +1,6 @@
 import type { Logger } from '@secretid/lib/logger';
 import type { Metrics } from '@secretid/lib/metrics';
-import { handleProblems, problem } from '@secretid/lib/problem';
+import { handleProblems, problem, refuseOtherMethods } from '@secretid/lib/problem';
 import { Hono } from 'hono';
 import { etag } from 'hono/etag';
 import { secureHeaders } from 'hono/secure-headers';
@@ -110,6 +110,7 @@ export const createApp = (deps: AppDeps) => {
     }),
   );
 
+  refuseOtherMethods(app);
   metrics.instrument(app);
   return app;
 };
