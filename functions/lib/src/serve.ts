@@ -2,6 +2,7 @@ import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { describeError, type Logger } from './logger.ts';
+import { problemResponse } from './problem.ts';
 
 /** A running HTTP server and the way to stop it gracefully. */
 export interface RunningServer {
@@ -10,6 +11,18 @@ export interface RunningServer {
   /** Stops accepting, finishes in-flight requests, then runs the cleanup hooks. */
   shutdown(reason: string): Promise<void>;
 }
+
+/**
+ * More than one Host header (RFC 9112, 3.2: the server must answer 400). Node keeps only the
+ * first in `headers`; `rawHeaders` has them all.
+ */
+const ambiguousHost = (rawHeaders: string[] | undefined) => {
+  if (!rawHeaders) return false;
+  let hosts = 0;
+  for (let index = 0; index < rawHeaders.length; index += 2)
+    if (rawHeaders[index]?.toLowerCase() === 'host') hosts += 1;
+  return hosts > 1;
+};
 
 /**
  * Serves an app on a port and installs the Knative shutdown contract: on SIGTERM or SIGINT stop
@@ -30,7 +43,14 @@ export const startServer = async (options: {
   const exit = options.exit ?? ((code: number) => process.exit(code));
   const server = await new Promise<Server>((resolve) => {
     const created = serve(
-      { fetch: app.fetch, port: options.port, hostname: options.host ?? '0.0.0.0' },
+      {
+        fetch: (request, env) =>
+          ambiguousHost(env?.incoming?.rawHeaders)
+            ? problemResponse(400, 'a request must carry exactly one Host header')
+            : app.fetch(request, env),
+        port: options.port,
+        hostname: options.host ?? '0.0.0.0',
+      },
       () => resolve(created as Server),
     );
   });
