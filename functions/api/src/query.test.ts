@@ -34,3 +34,12 @@ for (const [query, message] of rejected) {
     t.regex(error?.message ?? '', message);
   });
 }
+
+test('seed length counts characters, not UTF-16 units: 128 emoji are accepted, 129 are not', (t) => {
+  const emoji = '\u{1F575}'; // a detective: two UTF-16 units, one character
+  t.is(parse(`seed=${encodeURIComponent(emoji.repeat(128))}`).seed, emoji.repeat(128));
+  const error = t.throws(() => parse(`seed=${encodeURIComponent(emoji.repeat(129))}`), {
+    instanceOf: HTTPException,
+  });
+  t.regex(error?.message ?? '', /seed must be 1 to 128 characters, got 129/);
+});

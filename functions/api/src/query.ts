@@ -45,8 +45,10 @@ export const parseNameQuery = (params: URLSearchParams): NameQuery => {
   }
   const seed = params.get('seed');
   if (seed !== null) {
-    if (seed.length === 0 || seed.length > maxSeedLength) {
-      throw problem(400, `seed must be 1 to ${maxSeedLength} characters, got ${seed.length}`);
+    // Characters as a person counts them (Unicode code points), not UTF-16 units: an emoji is one.
+    const characters = [...seed].length;
+    if (characters === 0 || characters > maxSeedLength) {
+      throw problem(400, `seed must be 1 to ${maxSeedLength} characters, got ${characters}`);
     }
     query.seed = seed;
   }
