@@ -55,6 +55,10 @@ wait_seconds="${WAIT_SECONDS:-60}"
 [ -d "$BACKUP_DIR" ] || die "BACKUP_DIR $BACKUP_DIR does not exist (is the backup volume mounted?)"
 [ -d "$WAL_ARCHIVE_DIR" ] || die "WAL_ARCHIVE_DIR $WAL_ARCHIVE_DIR does not exist (is the backup volume mounted?)"
 maintenance_db="${PGDATABASE:-postgres}"
+if [ "$verify" = true ]; then
+  verifier=$(postgres_tool pg_verifybackup)
+  [ -n "$verifier" ] || config_error "pg_verifybackup is not on PATH nor in /usr/lib/postgresql/<version>/bin: install PostgreSQL's server binaries (Debian: postgresql-15), or set VERIFY_BASE_BACKUP=false"
+fi
 
 base="$BACKUP_DIR/base"
 mkdir -p "$base" || die "cannot create $base"
@@ -163,7 +167,7 @@ if [ "$verify" = true ]; then
   scratch="$partial/.verify"
   mkdir -p "$scratch"
   tar -xzf "$partial/base.tar.gz" -C "$scratch" || die "cannot unpack base.tar.gz to verify it"
-  pg_verifybackup --no-parse-wal --manifest-path="$partial/backup_manifest" "$scratch" ||
+  "$verifier" --no-parse-wal --manifest-path="$partial/backup_manifest" "$scratch" ||
     die "pg_verifybackup found the unpacked backup does not match its manifest"
   rm -rf "$scratch"
   log "verified: every file of base.tar.gz matches its SHA256 in backup_manifest"

@@ -36,6 +36,8 @@ config_error() {
 for name in PGDATA WAL_ARCHIVE_DIR TARGET_TIME; do
   [ -n "${!name:-}" ] || config_error "$name is required"
 done
+verifier=$(postgres_tool pg_verifybackup)
+[ -n "$verifier" ] || config_error "pg_verifybackup is not on PATH nor in /usr/lib/postgresql/<version>/bin: install PostgreSQL's server binaries (Debian: postgresql-15); without it the backup cannot be checked before it is restored"
 [ -n "${BASE_BACKUP:-}" ] || [ -n "${BACKUP_DIR:-}" ] || config_error "BASE_BACKUP is required (or BACKUP_DIR, to pick the newest base backup before TARGET_TIME)"
 # restore_command is a quoted setting run by a shell: keep the path to plain characters.
 [[ "$WAL_ARCHIVE_DIR" =~ ^/[A-Za-z0-9_./-]*$ ]] ||
@@ -131,7 +133,7 @@ if [ -f "$backup/pg_wal.tar.gz" ]; then
   mkdir -p "$PGDATA/pg_wal"
   tar -xzf "$backup/pg_wal.tar.gz" -C "$PGDATA/pg_wal" || die "unpacking pg_wal.tar.gz failed"
 fi
-pg_verifybackup --no-parse-wal --manifest-path="$backup/backup_manifest" "$PGDATA" ||
+"$verifier" --no-parse-wal --manifest-path="$backup/backup_manifest" "$PGDATA" ||
   die "the unpacked backup does not match backup_manifest: the backup is damaged"
 log "verified every file against backup_manifest (SHA256)"
 

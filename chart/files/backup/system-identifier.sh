@@ -50,3 +50,17 @@ backup_system_identifier() {
   fi
   rm -rf "$scratch"
 }
+
+# The path of a PostgreSQL program: on PATH (the official image has them all there), else in
+# the server binaries' folder of Debian's packages (pg_verifybackup is not in /usr/bin there),
+# for the major version of the pg_basebackup on PATH. Prints nothing when there is none.
+postgres_tool() {
+  local found major
+  found=$(command -v "$1" 2>/dev/null) && { echo "$found"; return 0; }
+  major=$(pg_basebackup --version 2>/dev/null | sed -n 's/.* \([0-9][0-9]*\)\.[0-9].*/\1/p')
+  if [ -n "$major" ]; then
+    found="/usr/lib/postgresql/$major/bin/$1"
+    [ -x "$found" ] && echo "$found"
+  fi
+  return 0
+}
