@@ -51,7 +51,11 @@ export const startEdge = async (
     };
     if (!upstream) {
       return reply(
-        plain(404, `unknown host "${hostname}"; this edge serves ${[...routes.keys()].join(', ')}`),
+        // The Host header is not echoed back: what a client sent is not ours to repeat.
+        plain(
+          404,
+          `no site for this Host header; this edge serves ${[...routes.keys()].join(', ')}`,
+        ),
       );
     }
     const headers = Object.fromEntries(

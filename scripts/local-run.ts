@@ -89,14 +89,14 @@ try {
     name: 'api',
     script: 'functions/api/src/server.ts',
     port: apiPort,
-    env: { DATABASE_URL: databaseUrl, LOG_LEVEL: logLevel },
+    env: { DATABASE_URL: databaseUrl, LOG_LEVEL: logLevel, LISTEN_HOST: '127.0.0.1' },
     echo: true,
   });
   const web = spawnFunction({
     name: 'web',
     script: 'functions/web/src/server.ts',
     port: webPort,
-    env: { API_URL: `http://127.0.0.1:${apiPort}`, LOG_LEVEL: logLevel },
+    env: { API_URL: `http://127.0.0.1:${apiPort}`, LOG_LEVEL: logLevel, LISTEN_HOST: '127.0.0.1' },
     echo: true,
   });
   for (const child of [api, web] as FunctionProcess[]) {
@@ -117,7 +117,9 @@ try {
     routes: {
       [localHosts.api]: `http://127.0.0.1:${apiPort}`,
       [localHosts.web]: `http://127.0.0.1:${webPort}`,
+      // A browser's address bar: the page, by name or by loopback address.
       localhost: `http://127.0.0.1:${webPort}`,
+      '127.0.0.1': `http://127.0.0.1:${webPort}`,
     },
   });
   cleanups.push(() => edge.close());

@@ -1,4 +1,4 @@
-import { type ChildProcess, spawn } from 'node:child_process';
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -50,9 +50,24 @@ test('npm start serves through the edge, stops on Ctrl-C, and keeps its data', a
     const response = await getThroughEdge(edgeUrl, localHosts.api, '/randomName');
     t.is(response.status, 200);
     t.truthy((await response.json()).fullName);
-    const page = await getThroughEdge(edgeUrl, `localhost:${port}`, '/');
-    t.is(page.status, 200);
-    t.regex(await page.text(), /Your secret identity/);
+    for (const host of [`localhost:${port}`, `127.0.0.1:${port}`]) {
+      const page = await getThroughEdge(edgeUrl, host, '/');
+      t.is(page.status, 200, host);
+      t.regex(await page.text(), /Your secret identity/);
+    }
+    const unknown = await getThroughEdge(edgeUrl, 'evil.example', '/');
+    t.is(unknown.status, 404);
+    t.notRegex(await unknown.text(), /evil\.example/, 'the Host header is not echoed');
+    // The functions (the child processes of npm start's script) listen on loopback only.
+    const children = spawnSync('pgrep', ['-P', String(first.child.pid)], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter(Boolean);
+    const sockets = spawnSync('ss', ['-Hltnp'], { encoding: 'utf8' })
+      .stdout.split('\n')
+      .filter((line) => children.some((pid) => line.includes(`pid=${pid},`)));
+    t.true(sockets.length >= 2, `the api and the web listen: ${sockets.join('\n')}`);
+    for (const socket of sockets)
+      t.regex(socket, /^LISTEN\s+\d+\s+\d+\s+127\.0\.0\.1:\d+ /, socket);
   } finally {
     first.child.kill('SIGINT');
   }

@@ -2,7 +2,7 @@
  * The API process: configuration from the environment, the names catalog over a small pool,
  * and the HTTP server with graceful shutdown.
  */
-import { ConfigError, integer, oneOf, url } from '@secretid/lib/config';
+import { ConfigError, integer, listenHosts, oneOf, url } from '@secretid/lib/config';
 import { createDatabase } from '@secretid/lib/db';
 import { createLogger, logLevels } from '@secretid/lib/logger';
 import { createMetrics } from '@secretid/lib/metrics';
@@ -13,6 +13,7 @@ import { loadCatalogRows } from './names-repository.ts';
 
 const readConfig = (env: NodeJS.ProcessEnv) => ({
   port: integer(env, 'PORT', { min: 1, max: 65535, fallback: 8080 }),
+  listenHost: oneOf(env, 'LISTEN_HOST', listenHosts, '0.0.0.0'),
   databaseUrl: url(env, 'DATABASE_URL', ['postgres:', 'postgresql:']).toString(),
   poolMax: integer(env, 'DB_POOL_MAX', { min: 1, max: 20, fallback: 2 }),
   connectTimeoutMs: integer(env, 'DB_CONNECT_TIMEOUT_MS', {
@@ -61,6 +62,7 @@ const server = await startServer({
   // Knative sets K_REVISION in every revision's containers.
   app: createApp({ catalog, metrics, logger, revision: process.env.K_REVISION || undefined }),
   port: config.port,
+  host: config.listenHost,
   logger,
   drainTimeoutMs: config.drainSeconds * 1000,
   onClose: async () => {

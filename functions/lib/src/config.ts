@@ -68,3 +68,7 @@ export const oneOf = <Choice extends string>(
   }
   return raw as Choice;
 };
+
+/** The addresses a function may listen on: all interfaces (a pod) or loopback (a laptop). */
+export const listenHosts = ['0.0.0.0', '::', '127.0.0.1', '::1'] as const;
+export type ListenHost = (typeof listenHosts)[number];

@@ -1,4 +1,4 @@
-import { integer, oneOf, url } from '@secretid/lib/config';
+import { integer, type ListenHost, listenHosts, oneOf, url } from '@secretid/lib/config';
 import { type LogLevel, logLevels } from '@secretid/lib/logger';
 
 /** Everything the web function reads from its environment. */
@@ -17,6 +17,8 @@ export interface WebConfig {
   logLevel: LogLevel;
   /** `SHUTDOWN_DRAIN_SECONDS`: how long in-flight requests may finish after SIGTERM. */
   shutdownDrainSeconds: number;
+  /** `LISTEN_HOST`: the address to listen on (all interfaces by default, as a pod needs). */
+  listenHost: ListenHost;
 }
 
 /**
@@ -31,4 +33,5 @@ export const readConfig = (env: Record<string, string | undefined>): WebConfig =
   apiRetries: integer(env, 'API_RETRIES', { min: 0, max: 5, fallback: 2 }),
   logLevel: oneOf(env, 'LOG_LEVEL', logLevels, 'info'),
   shutdownDrainSeconds: integer(env, 'SHUTDOWN_DRAIN_SECONDS', { min: 0, max: 3600, fallback: 20 }),
+  listenHost: oneOf(env, 'LISTEN_HOST', listenHosts, '0.0.0.0'),
 });

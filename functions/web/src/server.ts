@@ -26,6 +26,7 @@ const api = createApiClient({
 await startServer({
   app: createApp({ api, metrics: createMetrics('web'), logger }),
   port: config.port,
+  host: config.listenHost,
   logger,
   drainTimeoutMs: config.shutdownDrainSeconds * 1000,
   onClose: () => api.close(),
