@@ -28,8 +28,10 @@ export const contentSecurityPolicy = {
   frameAncestors: ["'none'"],
 };
 
+// The same values as the api's `gender` (lower case, as the form sends them): a link that works
+// on the page works against the api too.
 const parseGenderChoice = (raw: string | undefined): GenderChoice => {
-  const value = (raw ?? '').trim().toLowerCase();
+  const value = raw ?? '';
   if (value === '' || value === 'any') return 'any';
   if (genders.includes(value as Gender)) return value as Gender;
   throw problem(400, `gender must be any, female or male, got "${(raw ?? '').slice(0, 40)}"`);
