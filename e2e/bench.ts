@@ -26,11 +26,13 @@ import {
   ensureRelease,
   eventually,
   immediateRollout,
+  ksvcField,
   kubectl,
-  kubectlJson,
   namespace,
   promQuery,
   release,
+  servicePods,
+  servingRevision,
   setAnnotation,
   waitForKnativeServices,
 } from './tests/helpers/cluster.ts';
@@ -65,45 +67,19 @@ const functions = [
   { service: 'web', path: '/' },
 ] as const;
 
-interface Pod {
-  metadata: { name: string; labels: Record<string, string>; deletionTimestamp?: string };
-  spec: { nodeName: string };
-  status: { podIP?: string; conditions?: Array<{ type: string; status: string }> };
-}
-
-/** The one Ready pod of a service's serving revision (its address and its node). */
+/** The one Ready pod of a service's serving revision (its address and its node's namespace). */
 const onePod = (service: string) =>
   eventually(
     `exactly one Ready ${service} pod of the serving revision`,
     () => {
-      const revision = kubectl([
-        '-n',
-        namespace,
-        'get',
-        'ksvc',
-        service,
-        '-o',
-        'jsonpath={.status.latestReadyRevisionName}',
-      ]);
-      const pods = kubectlJson<{ items: Pod[] }>([
-        '-n',
-        namespace,
-        'get',
-        'pods',
-        '-l',
-        `serving.knative.dev/service=${service}`,
-      ]).items.filter((pod) => !pod.metadata.deletionTimestamp);
-      const ready = pods.filter(
-        (pod) =>
-          pod.metadata.labels['serving.knative.dev/revision'] === revision &&
-          pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True'),
-      );
+      const revision = servingRevision(service);
+      const pods = servicePods(service);
       // Only the serving revision's pod: the replaced revision's pods must be gone too.
-      if (pods.length !== 1 || ready.length !== 1) return undefined;
-      const [pod] = ready as [Pod];
-      const node = nodes.find((candidate) => candidate.name === pod.spec.nodeName);
-      if (!node || !pod.status.podIP) return undefined;
-      return { name: pod.metadata.name, address: pod.status.podIP, namespace: node.namespace };
+      const [pod] = pods;
+      if (pods.length !== 1 || !pod?.ready || pod.revision !== revision || !pod.address)
+        return undefined;
+      const node = nodes.find((candidate) => candidate.name === pod.node);
+      return node && { name: pod.name, address: pod.address, namespace: node.namespace };
     },
     300_000,
   );
@@ -235,15 +211,7 @@ try {
       caFile,
       `max(max_over_time(process_resident_memory_bytes{service="${service}"}[${window}]))`,
     )[0]?.value[1];
-    const limit = kubectl([
-      '-n',
-      namespace,
-      'get',
-      'ksvc',
-      service,
-      '-o',
-      'jsonpath={.spec.template.spec.containers[0].resources.limits.memory}',
-    ]);
+    const limit = ksvcField(service, '{.spec.template.spec.containers[0].resources.limits.memory}');
     console.log(
       `${service} peak RSS under these loads (Prometheus, ${window}): ${rss ? `${(Number(rss) / 2 ** 20).toFixed(0)} MiB` : 'no sample'}, limit ${limit}`,
     );

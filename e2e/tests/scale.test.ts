@@ -23,11 +23,13 @@ import {
   ensureRelease,
   eventually,
   immediateRollout,
+  ksvcField,
   kubectl,
   namespace,
   promQuery,
   release,
   servicePods,
+  servingRevision,
   setAnnotation,
   waitForKnativeServices,
 } from './helpers/cluster.ts';
@@ -90,18 +92,6 @@ test.after.always(() => {
   const restored = runBlock(platform);
   if (restored.status !== 0) throw new Error(`restoring knative/platform: ${restored.output}`);
 });
-
-/** The revision a Service routes its traffic to (the latest ready one: knative/ follows it). */
-const servingRevision = (service: string) =>
-  kubectl([
-    '-n',
-    namespace,
-    'get',
-    'ksvc',
-    service,
-    '-o',
-    'jsonpath={.status.latestReadyRevisionName}',
-  ]);
 
 /**
  * Waits until neither function's serving revision has a pod that is not terminating; returns
@@ -225,15 +215,7 @@ test.serial(
       caFile,
       'max(max_over_time(process_resident_memory_bytes{service="api"}[5m]))',
     )[0]?.value[1];
-    const limit = kubectl([
-      '-n',
-      namespace,
-      'get',
-      'ksvc',
-      'api',
-      '-o',
-      'jsonpath={.spec.template.spec.containers[0].resources.limits.memory}',
-    ]);
+    const limit = ksvcField('api', '{.spec.template.spec.containers[0].resources.limits.memory}');
     t.log(
       `api peak RSS under the load (Prometheus): ${(Number(rss) / 2 ** 20).toFixed(0)} MiB, limit ${limit}`,
     );

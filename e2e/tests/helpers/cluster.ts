@@ -405,6 +405,14 @@ export const ensureKnativeServices = () => {
   return (Date.now() - started) / 1000;
 };
 
+/** One field of a Knative Service, by JSONPath (e.g. "{.status.latestReadyRevisionName}"). */
+export const ksvcField = (service: string, jsonPath: string) =>
+  kubectl(['-n', namespace, 'get', 'ksvc', service, '-o', `jsonpath=${jsonPath}`]);
+
+/** The revision a Service routes its traffic to (the latest ready one: knative/ follows it). */
+export const servingRevision = (service: string) =>
+  ksvcField(service, '{.status.latestReadyRevisionName}');
+
 /**
  * Waits until both Knative Services are Ready for their current spec (at most 5 minutes each):
  * first until Knative has seen the last change (observedGeneration), so that a Ready of the
@@ -412,15 +420,7 @@ export const ensureKnativeServices = () => {
  */
 export const waitForKnativeServices = () => {
   for (const service of ['api', 'web']) {
-    const generation = kubectl([
-      '-n',
-      namespace,
-      'get',
-      'ksvc',
-      service,
-      '-o',
-      'jsonpath={.metadata.generation}',
-    ]);
+    const generation = ksvcField(service, '{.metadata.generation}');
     kubectl([
       'wait',
       '-n',
@@ -446,6 +446,9 @@ export interface ServicePod {
   revision: string;
   ready: boolean;
   graceSeconds: number;
+  /** The pod's address ('' before it has one) and its node. */
+  address: string;
+  node: string;
 }
 
 /**
@@ -456,8 +459,8 @@ export const servicePods = (service: string): ServicePod[] =>
   kubectlJson<{
     items: Array<{
       metadata: { name: string; labels: Record<string, string>; deletionTimestamp?: string };
-      spec: { terminationGracePeriodSeconds: number };
-      status: { conditions?: Array<{ type: string; status: string }> };
+      spec: { terminationGracePeriodSeconds: number; nodeName?: string };
+      status: { podIP?: string; conditions?: Array<{ type: string; status: string }> };
     }>;
   }>(['-n', namespace, 'get', 'pods', '-l', `serving.knative.dev/service=${service}`])
     .items.filter((pod) => !pod.metadata.deletionTimestamp)
@@ -466,6 +469,8 @@ export const servicePods = (service: string): ServicePod[] =>
       revision: pod.metadata.labels['serving.knative.dev/revision'] as string,
       ready: pod.status.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') ?? false,
       graceSeconds: pod.spec.terminationGracePeriodSeconds,
+      address: pod.status.podIP ?? '',
+      node: pod.spec.nodeName ?? '',
     }));
 
 /**
