@@ -98,7 +98,7 @@ const inLab = (address: string) => {
 
 const load = async (
   url: string,
-  options: { headers?: Record<string, string>; prefix?: string[]; warmUp?: boolean },
+  options: { headers?: Record<string, string>; prefix?: string[] },
 ) => {
   const host = new URL(url).hostname;
   if (!inLab(host)) throw new Error(`bench:cluster: ${host} is outside the lab ${labNetwork}`);
