@@ -1,4 +1,5 @@
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import { Server as NetServer } from 'node:net';
 import { serve } from '@hono/node-server';
 import type { Hono } from 'hono';
 import { describeError, type Logger } from './logger.ts';
@@ -26,8 +27,9 @@ const ambiguousHost = (rawHeaders: string[] | undefined) => {
 
 /**
  * Serves an app on a port and installs the Knative shutdown contract: on SIGTERM or SIGINT stop
- * accepting connections, let in-flight requests finish (up to `drainTimeoutMs`), run `onClose`
- * (close the pool), and exit 0.
+ * accepting connections, answer every request already sent (on a busy or an idle keep-alive
+ * connection) with `Connection: close`, let in-flight requests finish (up to `drainTimeoutMs`),
+ * run `onClose` (close the pool), and exit 0.
  */
 export const startServer = async (options: {
   app: Hono;
@@ -41,6 +43,7 @@ export const startServer = async (options: {
 }): Promise<RunningServer> => {
   const { app, logger } = options;
   const exit = options.exit ?? ((code: number) => process.exit(code));
+  const settleMs = Math.min(1000, options.drainTimeoutMs / 2);
   const server = await new Promise<Server>((resolve) => {
     const created = serve(
       {
@@ -63,16 +66,23 @@ export const startServer = async (options: {
   const shutdown = (reason: string) => {
     stopping ??= (async () => {
       logger.info('shutting down: draining in-flight requests', { reason });
-      // server.close() closes only the connections idle at that moment; a keep-alive connection
-      // busy with a request would stay open and keep taking requests until the drain timeout
-      // cut it. So from now on every response says `Connection: close`, and connections are
-      // closed as soon as they fall idle. Nothing of this runs before shutdown.
+      // From now on every response says `Connection: close`, so a busy keep-alive connection
+      // closes after its answer instead of taking requests until the drain timeout cuts it.
       server.prependListener('request', (_request: IncomingMessage, response: ServerResponse) => {
         response.shouldKeepAlive = false;
       });
-      const drained = new Promise<void>((resolve) => server.close(() => resolve()));
-      server.closeIdleConnections();
-      const closeIdle = setInterval(() => server.closeIdleConnections(), 25);
+      // http.Server.close() would also close every connection idle at this moment, and a request
+      // already on the wire to one of them, not yet read, would be reset unanswered. So only stop
+      // listening (net.Server's close: its callback runs once every connection has ended), give
+      // such requests `settleMs` to be read and answered, and close idle connections after that.
+      const drained = new Promise<void>((resolve) =>
+        NetServer.prototype.close.call(server, () => resolve()),
+      );
+      let closeIdle: NodeJS.Timeout | undefined;
+      const settle = setTimeout(() => {
+        server.closeIdleConnections();
+        closeIdle = setInterval(() => server.closeIdleConnections(), 25);
+      }, settleMs);
       const timer = setTimeout(() => {
         logger.warn('drain timeout reached; closing remaining connections', {
           drainTimeoutMs: options.drainTimeoutMs,
@@ -81,6 +91,7 @@ export const startServer = async (options: {
       }, options.drainTimeoutMs);
       await drained;
       clearTimeout(timer);
+      clearTimeout(settle);
       clearInterval(closeIdle);
       try {
         await options.onClose?.();
