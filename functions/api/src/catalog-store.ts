@@ -7,6 +7,23 @@ export class CatalogUnavailableError extends Error {
   override name = 'CatalogUnavailableError';
 }
 
+/** Rejects when `work` has not settled within `ms`; the work itself is left to its own deadlines. */
+const withDeadline = async <T>(work: Promise<T>, ms: number | undefined): Promise<T> => {
+  if (ms === undefined) return work;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`the names database did not answer within ${ms} ms`)),
+      ms,
+    );
+  });
+  try {
+    return await Promise.race([work, late]);
+  } finally {
+    clearTimeout(timer);
+  }
+};
+
 /** Metric names of the catalog, for rules and dashboards. */
 export const catalogMetricNames = {
   age: 'secretid_names_catalog_age_seconds',
@@ -35,6 +52,8 @@ export const createCatalogStore = (options: {
   refreshMs: number;
   retryMs: number;
   maxStalenessMs: number;
+  /** A reload that takes longer has failed (its queries have their own deadlines too). */
+  loadTimeoutMs?: number;
   logger: Logger;
   registry?: Registry;
   now?: () => number;
@@ -64,7 +83,7 @@ export const createCatalogStore = (options: {
 
   const refresh = async () => {
     try {
-      catalog = createCatalog(await options.load());
+      catalog = createCatalog(await withDeadline(options.load(), options.loadTimeoutMs));
       const recovered = lastError !== null;
       loadedAt = now();
       lastError = null;

@@ -42,18 +42,27 @@ try {
 
 const logger = createLogger('api', config.logLevel);
 const metrics = createMetrics('api');
+// Two short queries load the catalog; a database or network that answers nothing costs at most
+// this (plus the client's margin) before the connection is replaced and the reload retried.
+const queryDeadlineMs = 5000;
 const db = createDatabase({
   url: config.databaseUrl,
   poolMax: config.poolMax,
   connectTimeoutMs: config.connectTimeoutMs,
-  statementTimeoutMs: 5000,
+  statementTimeoutMs: queryDeadlineMs,
   applicationName: 'secretid-api',
+  onStuckConnection: (error) =>
+    logger.warn('database connection replaced: a query got no answer in time', {
+      error: error.message,
+      deadlineMs: queryDeadlineMs,
+    }),
 });
 const catalog = createCatalogStore({
   load: () => loadCatalogRows(db),
   refreshMs: config.refreshSeconds * 1000,
   retryMs: Math.min(1000, config.refreshSeconds * 1000),
   maxStalenessMs: config.maxStalenessSeconds * 1000,
+  loadTimeoutMs: queryDeadlineMs + config.connectTimeoutMs + 1000,
   logger,
   registry: metrics.registry,
 });
