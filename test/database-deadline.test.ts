@@ -62,85 +62,92 @@ test.after.always(() => server?.destroy());
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-test.serial('a black-holed database connection is replaced: the stale catalog is served within its bound, readiness says why, service returns after the heal', async (t) => {
-  const { readerUrl } = await createNamesDatabase(server);
-  const proxy = await blackHoleProxy(server.port);
-  const proxied = new URL(readerUrl);
-  proxied.port = String(proxy.port);
-  const warnings: string[] = [];
-  const logger = createLogger('test', 'warn', (line) => warnings.push(line));
-  let replaced = 0;
-  const deadlineMs = 500;
-  const db = createDatabase({
-    url: proxied.toString(),
-    poolMax: 2,
-    connectTimeoutMs: 500,
-    statementTimeoutMs: deadlineMs,
-    applicationName: 'secretid-test',
-    onStuckConnection: () => {
-      replaced += 1;
-    },
-  });
-  const refreshMs = 1000;
-  const maxStalenessMs = 3000;
-  const store = createCatalogStore({
-    load: () => loadCatalogRows(db),
-    refreshMs,
-    retryMs: 200,
-    maxStalenessMs,
-    loadTimeoutMs: 2000,
-    logger,
-  });
-  try {
-    await store.start();
-    t.true(store.status().ready, 'ready through the proxy before the fault');
+test.serial(
+  'a black-holed database connection is replaced: the stale catalog is served within its bound, readiness says why, service returns after the heal',
+  async (t) => {
+    const { readerUrl } = await createNamesDatabase(server);
+    const proxy = await blackHoleProxy(server.port);
+    const proxied = new URL(readerUrl);
+    proxied.port = String(proxy.port);
+    const warnings: string[] = [];
+    const logger = createLogger('test', 'warn', (line) => warnings.push(line));
+    let replaced = 0;
+    const deadlineMs = 500;
+    const db = createDatabase({
+      url: proxied.toString(),
+      poolMax: 2,
+      connectTimeoutMs: 500,
+      statementTimeoutMs: deadlineMs,
+      applicationName: 'secretid-test',
+      onStuckConnection: () => {
+        replaced += 1;
+      },
+    });
+    const refreshMs = 1000;
+    const maxStalenessMs = 3000;
+    const store = createCatalogStore({
+      load: () => loadCatalogRows(db),
+      refreshMs,
+      retryMs: 200,
+      maxStalenessMs,
+      loadTimeoutMs: 2000,
+      logger,
+    });
+    try {
+      await store.start();
+      t.true(store.status().ready, 'ready through the proxy before the fault');
 
-    proxy.blackHole();
-    const holedAt = Date.now();
-    // Until the copy is older than its bound it is served; after that, 503 with the cause known.
-    let notReadyAfterMs: number | undefined;
-    while (Date.now() - holedAt < 8000) {
-      const status = store.status();
-      const age = (status.ageSeconds ?? 0) * 1000;
-      if (age <= maxStalenessMs - 100)
-        t.notThrows(() => store.current(), `served at age ${age} ms`);
-      if (!status.ready) {
-        notReadyAfterMs = Date.now() - holedAt;
-        break;
+      proxy.blackHole();
+      const holedAt = Date.now();
+      // Until the copy is older than its bound it is served; after that, 503 with the cause known.
+      let notReadyAfterMs: number | undefined;
+      while (Date.now() - holedAt < 8000) {
+        const status = store.status();
+        const age = (status.ageSeconds ?? 0) * 1000;
+        if (age <= maxStalenessMs - 100)
+          t.notThrows(() => store.current(), `served at age ${age} ms`);
+        if (!status.ready) {
+          notReadyAfterMs = Date.now() - holedAt;
+          break;
+        }
+        await sleep(50);
       }
-      await sleep(50);
-    }
-    t.truthy(notReadyAfterMs, 'the catalog went stale while the database answered nothing');
-    t.true(
-      (notReadyAfterMs ?? 0) >= maxStalenessMs - refreshMs - 100,
-      `stale at ${notReadyAfterMs} ms`,
-    );
-    t.throws(() => store.current(), { message: /unavailable/ });
-    t.regex(store.status().lastError ?? '', /did not answer|timeout/i, 'readiness names the cause');
+      t.truthy(notReadyAfterMs, 'the catalog went stale while the database answered nothing');
+      t.true(
+        (notReadyAfterMs ?? 0) >= maxStalenessMs - refreshMs - 100,
+        `stale at ${notReadyAfterMs} ms`,
+      );
+      t.throws(() => store.current(), { message: /unavailable/ });
+      t.regex(
+        store.status().lastError ?? '',
+        /did not answer|timeout/i,
+        'readiness names the cause',
+      );
 
-    proxy.heal();
-    const healedAt = Date.now();
-    while (!store.status().ready && Date.now() - healedAt < 10_000) await sleep(50);
-    const recoveredMs = Date.now() - healedAt;
-    t.log(
-      `stale after ${notReadyAfterMs} ms of black hole; serving again ${recoveredMs} ms after the heal; ${replaced} connection(s) replaced`,
-    );
-    t.true(store.status().ready, 'serving again after the heal');
-    // A reload in flight at the heal may still be waiting on a held connection: its deadline,
-    // then the retry period, then one load.
-    t.true(recoveredMs <= 2000 + refreshMs + 500, `recovered in ${recoveredMs} ms`);
-    t.notThrows(() => store.current());
-    t.true(replaced >= 1, 'the stuck connection was thrown away');
-    t.true(
-      warnings.some((line) => /names catalog reload failed/.test(line)),
-      'the failure is logged',
-    );
-  } finally {
-    store.stop();
-    await db.destroy();
-    await proxy.close();
-  }
-});
+      proxy.heal();
+      const healedAt = Date.now();
+      while (!store.status().ready && Date.now() - healedAt < 10_000) await sleep(50);
+      const recoveredMs = Date.now() - healedAt;
+      t.log(
+        `stale after ${notReadyAfterMs} ms of black hole; serving again ${recoveredMs} ms after the heal; ${replaced} connection(s) replaced`,
+      );
+      t.true(store.status().ready, 'serving again after the heal');
+      // A reload in flight at the heal may still be waiting on a held connection: its deadline,
+      // then the retry period, then one load.
+      t.true(recoveredMs <= 2000 + refreshMs + 500, `recovered in ${recoveredMs} ms`);
+      t.notThrows(() => store.current());
+      t.true(replaced >= 1, 'the stuck connection was thrown away');
+      t.true(
+        warnings.some((line) => /names catalog reload failed/.test(line)),
+        'the failure is logged',
+      );
+    } finally {
+      store.stop();
+      await db.destroy();
+      await proxy.close();
+    }
+  },
+);
 
 test.serial('every pooled connection carries the server-side deadlines', async (t) => {
   const { readerUrl } = await createNamesDatabase(server, 'secretid_deadlines');
