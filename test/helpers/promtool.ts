@@ -359,6 +359,7 @@ export const metricInventory: ReadonlyMap<string, MetricSource> = new Map<string
   ksm('kube_cronjob_status_last_successful_time'),
   ksm('kube_cronjob_next_schedule_time'),
   ksm('kube_job_status_failed'),
+  ksm('kube_job_failed'),
   ksm('kube_node_status_condition'),
   ksm('kube_node_status_allocatable'),
   ksm('kube_persistentvolumeclaim_resource_requests_storage_bytes'),
