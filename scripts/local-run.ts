@@ -8,7 +8,7 @@
  *   api.secretid -> api; web.secretid and localhost -> web.
  * Ctrl-C stops everything cleanly.
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { PGlite } from '@electric-sql/pglite';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { Kysely, PostgresDialect } from 'kysely';
@@ -29,6 +29,37 @@ if (!Number.isInteger(edgePort) || edgePort < 1 || edgePort > 65535) {
   process.exit(2);
 }
 
+const lockFile = `${dataDirectory}.lock`;
+
+/** Holds `lockFile` for this process, or exits 2 naming the process that holds it. */
+const lockDataDirectory = () => {
+  for (let attempt = 0; attempt < 2; attempt += 1) {
+    try {
+      writeFileSync(lockFile, `${process.pid}\n`, { flag: 'wx' });
+      return;
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
+    }
+    const holder = Number(readFileSync(lockFile, 'utf8').trim());
+    let alive = false;
+    try {
+      alive = Number.isInteger(holder) && holder > 0 && process.kill(holder, 0);
+    } catch {
+      alive = false;
+    }
+    if (alive) {
+      console.error(
+        `another npm start (pid ${holder}) is running with its data in ${dataDirectory}: stop it ` +
+          `(Ctrl-C in its terminal), or give this one its own folder with LOCAL_DATA_DIR=<folder>`,
+      );
+      process.exit(2);
+    }
+    // Left by a run that was killed: nobody holds it.
+    rmSync(lockFile, { force: true });
+  }
+  throw new Error(`could not take ${lockFile}`);
+};
+
 const cleanups: (() => Promise<unknown>)[] = [];
 let stopping = false;
 const stop = async (code: number) => {
@@ -48,6 +79,10 @@ try {
     console.log('[1/4] using the PostgreSQL at DATABASE_URL');
   } else {
     mkdirSync(dataDirectory, { recursive: true });
+    // Before the database is opened: a second `npm start` on the same folder would open the same
+    // files (PGlite has no lock of its own) and migrate them under the first one.
+    lockDataDirectory();
+    cleanups.push(async () => rmSync(lockFile, { force: true }));
     console.log(`[1/4] starting embedded PostgreSQL (PGlite) with data in ${dataDirectory}`);
     const db = await PGlite.create(dataDirectory);
     const socketServer = new PGLiteSocketServer({

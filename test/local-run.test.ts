@@ -1,5 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -8,7 +8,10 @@ import { freePort } from './helpers/free-port.ts';
 import { getThroughEdge } from './helpers/stack.ts';
 
 const dataDirectory = mkdtempSync(join(tmpdir(), 'secretid-local-'));
-test.after.always(() => rmSync(dataDirectory, { recursive: true, force: true }));
+test.after.always(() => {
+  rmSync(dataDirectory, { recursive: true, force: true });
+  rmSync(`${dataDirectory}.lock`, { force: true });
+});
 
 /** Runs `npm start`'s script the way a person does, and waits for its "running" banner. */
 const startLocal = async (port: number) => {
@@ -37,7 +40,7 @@ const startLocal = async (port: number) => {
   return { child: child as ChildProcess, exited, output: () => output };
 };
 
-test('npm start serves through the edge, stops on Ctrl-C, and keeps its data', async (t) => {
+test.serial('npm start serves through the edge, stops on Ctrl-C, and keeps its data', async (t) => {
   const port = await freePort();
   const edgeUrl = `http://127.0.0.1:${port}`;
   const first = await startLocal(port);
@@ -85,3 +88,41 @@ test('npm start serves through the edge, stops on Ctrl-C, and keeps its data', a
   }
   t.is(await second.exited, 0);
 });
+
+test.serial(
+  'a second npm start on the same data folder fails at once, before opening the database, and the first keeps serving',
+  async (t) => {
+    const port = await freePort();
+    const first = await startLocal(port);
+    try {
+      const started = Date.now();
+      const second = spawnSync(process.execPath, ['scripts/local-run.ts'], {
+        env: { ...process.env, PORT: String(await freePort()), LOCAL_DATA_DIR: dataDirectory },
+        encoding: 'utf8',
+        timeout: 30_000,
+      });
+      t.is(second.status, 2, second.stdout + second.stderr);
+      t.regex(
+        second.stderr,
+        new RegExp(`another npm start \\(pid ${first.child.pid}\\) is running`),
+      );
+      t.regex(second.stderr, /LOCAL_DATA_DIR/);
+      t.notRegex(second.stdout, /migrations|starting embedded/, 'nothing opened the database');
+      t.log(`refused in ${Date.now() - started} ms`);
+      const response = await getThroughEdge(
+        `http://127.0.0.1:${port}`,
+        localHosts.api,
+        '/randomName',
+      );
+      t.is(response.status, 200);
+    } finally {
+      first.child.kill('SIGINT');
+    }
+    t.is(await first.exited, 0);
+    // A lock left by a killed run does not block the next one.
+    writeFileSync(`${dataDirectory}.lock`, '999999999\n');
+    const next = await startLocal(port);
+    next.child.kill('SIGINT');
+    t.is(await next.exited, 0);
+  },
+);
