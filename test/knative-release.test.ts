@@ -11,6 +11,7 @@ import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import test from 'ava';
+import { parse } from 'yaml';
 import { requireTool } from '../scripts/tools.ts';
 import { parseManifests, renderChart, runHelm } from './helpers/helm.ts';
 
@@ -139,4 +140,15 @@ test("knative/README.md's example is what NOTES.txt prints for release field in 
     notes.indexOf('\n', notes.indexOf('kubectl apply', notes.indexOf('mkdir -p'))),
   );
   t.is(example, printed);
+});
+
+test("NOTES.txt's field manager for knative/ is the one the Ansible deploy role applies with", (t) => {
+  const defaults = parse(readFileSync('ansible/roles/secretid_deploy/defaults/main.yml', 'utf8'));
+  const manager = defaults.secretid_deploy_knative_field_manager;
+  t.regex(String(manager), /^[a-z][a-z0-9-]+$/);
+  const notes = notesOf('secretid');
+  const printed = [...notes.matchAll(/--field-manager=(\S+)/g)].map((match) => match[1]);
+  t.true(printed.length > 0, notes);
+  for (const name of printed)
+    t.is(name, manager, 'a second apply under another manager would fight over the fields');
 });
