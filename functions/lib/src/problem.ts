@@ -52,15 +52,36 @@ export const problemResponse = (
 export const problem = (status: ContentfulStatusCode, detail: string) =>
   new HTTPException(status, { message: detail });
 
-/** Turns every error and unknown route of an app into a problem document, in one place. */
-export const handleProblems = (app: Hono, logger: Logger) => {
-  app.notFound((c: Context) => problemResponse(404, `no route for ${c.req.path}`, c.req.path));
+/** Renders a problem as an HTML page for a browser; see `handleProblems`. */
+export type ProblemPage = (status: number, title: string, detail: string) => string;
+
+/** True when a client asks for HTML before JSON, as a browser's navigation does. */
+const wantsHtml = (accept: string | undefined) => {
+  if (!accept) return false;
+  const html = accept.indexOf('text/html');
+  if (html < 0) return false;
+  const json = accept.search(/application\/(problem\+)?json/);
+  return json < 0 || html < json;
+};
+
+/**
+ * Turns every error and unknown route of an app into a problem document, in one place; with
+ * `page`, a browser (Accept: text/html before any JSON) gets the same status as an HTML page.
+ */
+export const handleProblems = (app: Hono, logger: Logger, page?: ProblemPage) => {
+  const answer = (c: Context, status: ContentfulStatusCode, detail: string) =>
+    page && wantsHtml(c.req.header('accept'))
+      ? c.html(page(status, titles[status] ?? 'Error', detail), status, {
+          'cache-control': 'no-store',
+        })
+      : problemResponse(status, detail, c.req.path);
+  app.notFound((c: Context) => answer(c, 404, `no route for ${c.req.path}`));
   app.onError((error, c) => {
     if (error instanceof HTTPException) {
-      return problemResponse(error.status as ContentfulStatusCode, error.message, c.req.path);
+      return answer(c, error.status as ContentfulStatusCode, error.message);
     }
     logger.error('unhandled error', { path: c.req.path, error: String(error) });
-    return problemResponse(500, 'an unexpected error occurred; it has been logged', c.req.path);
+    return answer(c, 500, 'an unexpected error occurred; it has been logged');
   });
 };
 

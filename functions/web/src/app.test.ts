@@ -205,3 +205,25 @@ test('another method on a path the web serves is 405 with Allow, with the securi
   t.deepEqual(asked, [], 'the API is not called');
   t.is((await app.request('/', { method: 'HEAD' })).status, 200);
 });
+
+test('a browser gets HTML error pages for an unknown path and a bad request; API clients keep problem+json', async (t) => {
+  const { app } = setup();
+  const browser = 'text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8';
+  const missing = await app.request('/no/such/<page>', { headers: { accept: browser } });
+  t.is(missing.status, 404);
+  t.regex(missing.headers.get('content-type') ?? '', /^text\/html/);
+  expectSecurityHeaders(t, missing);
+  const page = await missing.text();
+  t.regex(page, /<h2 id="notice-title">404 Not Found<\/h2>/);
+  t.regex(page, /no route for \/no\/such\/%3Cpage%3E|no route for \/no\/such\/&lt;page&gt;/);
+  t.notRegex(page, /<page>/, 'the path is escaped');
+  t.regex(page, /href="\/"/);
+  const bad = await app.request('/?gender=robot', { headers: { accept: browser } });
+  t.is(bad.status, 400);
+  t.regex(bad.headers.get('content-type') ?? '', /^text\/html/);
+  t.regex(await bad.text(), /gender must be any, female or male, got &quot;robot&quot;/);
+  for (const accept of ['application/json', 'application/problem+json, text/html', '*/*', '']) {
+    const response = await app.request('/no/such/page', { headers: accept ? { accept } : {} });
+    t.is(response.headers.get('content-type'), 'application/problem+json', `Accept: ${accept}`);
+  }
+});

@@ -5,7 +5,7 @@ import { Hono } from 'hono';
 import { etag } from 'hono/etag';
 import { secureHeaders } from 'hono/secure-headers';
 import { ApiUnavailableError, type Gender, genders, type IdentitySource } from './api-client.ts';
-import { type GenderChoice, identityPage, unavailablePage } from './page.ts';
+import { errorPage, type GenderChoice, identityPage, unavailablePage } from './page.ts';
 import { stylesheet, stylesheetVersion } from './styles.ts';
 
 export interface AppDeps {
@@ -62,7 +62,7 @@ export const createApp = (deps: AppDeps) => {
       strictTransportSecurity: false,
     }),
   );
-  handleProblems(app, logger);
+  handleProblems(app, logger, errorPage);
 
   app.get('/', async (c) => {
     const choice = parseGenderChoice(c.req.query('gender'));

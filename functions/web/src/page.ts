@@ -93,3 +93,15 @@ export const unavailablePage = (selected: GenderChoice) => {
 </section>`,
   );
 };
+
+/** What a browser sees for a bad request or an unknown path: the cause and a way back. */
+export const errorPage = (status: number, title: string, detail: string) =>
+  htmlDocument(
+    `${status} ${title}`,
+    `<h1>Your secret identity</h1>
+<section class="notice" aria-labelledby="notice-title">
+<h2 id="notice-title">${escapeHtml(`${status} ${title}`)}</h2>
+<p>${escapeHtml(detail)}</p>
+<p><a class="button" href="/">Get a new identity</a></p>
+</section>`,
+  );
