@@ -51,12 +51,29 @@ SELECT format(CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = :'monitor
               :'monitor', :'monitor_password') \gexec
 -- Statistics only (pg_stat_*, settings): the exporter's role reads no table.
 SELECT format('GRANT pg_monitor TO %I', :'monitor') \gexec
+-- The api's sessions start read-only; a second guard behind the grants, which are the real one
+-- (a session may turn it off, and still may write nothing it was not granted).
+SELECT format('ALTER ROLE %I SET default_transaction_read_only = on', :'reader') \gexec
 SELECT format('CREATE DATABASE %I OWNER %I', :'database', :'owner')
 WHERE NOT EXISTS (SELECT 1 FROM pg_database WHERE datname = :'database') \gexec
 SELECT format('ALTER DATABASE %I OWNER TO %I', :'database', :'owner') \gexec
+-- No role but the superuser opens a session, or a temporary table, in the maintenance
+-- databases (by default PUBLIC may); each role below gets CONNECT to the application's only.
+REVOKE CONNECT, TEMPORARY ON DATABASE postgres FROM PUBLIC;
+REVOKE CONNECT, TEMPORARY ON DATABASE template1 FROM PUBLIC;
 SELECT format('REVOKE ALL ON DATABASE %I FROM PUBLIC', :'database') \gexec
 SELECT format('GRANT CONNECT ON DATABASE %I TO %I, %I, %I', :'database', :'owner', :'reader', :'monitor') \gexec
 SQL
+
+# Large objects need no grant on anything: any role that may connect can create them, of any
+# size, even in a read-only session (lo_from_bytea writes one there). The application uses
+# none, so their writing functions are taken
+# from PUBLIC, in the application's database and in template1 (databases created later, a
+# restore's among them, copy its catalog).
+revoke_large_objects="REVOKE EXECUTE ON FUNCTION lo_creat(integer), lo_create(oid),
+  lo_from_bytea(oid, bytea), lo_import(text), lo_import(text, oid), lowrite(integer, bytea),
+  lo_put(oid, bigint, bytea), lo_truncate(integer, integer), lo_truncate64(integer, bigint),
+  lo_unlink(oid) FROM PUBLIC;"
 
 echo "ensure-roles: schema public of ${DATABASE} belongs to ${OWNER_ROLE}"
 psql_as_superuser -d "$DATABASE" <<'SQL'
@@ -64,4 +81,7 @@ SELECT format('ALTER SCHEMA public OWNER TO %I', :'owner') \gexec
 REVOKE ALL ON SCHEMA public FROM PUBLIC;
 SELECT format('GRANT USAGE ON SCHEMA public TO %I', :'reader') \gexec
 SQL
+echo "ensure-roles: no role but the superuser writes large objects in ${DATABASE} and template1"
+psql_as_superuser -d "$DATABASE" -c "$revoke_large_objects"
+psql_as_superuser -d template1 -c "$revoke_large_objects"
 echo "ensure-roles: done"
