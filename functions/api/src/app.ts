@@ -1,7 +1,9 @@
 import type { Logger } from '@secretid/lib/logger';
 import type { Metrics } from '@secretid/lib/metrics';
+import { serveOpenApi } from '@secretid/lib/openapi';
 import { handleProblems, problemResponse, refuseOtherMethods } from '@secretid/lib/problem';
 import { Hono } from 'hono';
+import openapi from '../openapi.json' with { type: 'json' };
 import { type CatalogStore, CatalogUnavailableError } from './catalog-store.ts';
 import { type NameQuery, parseNameQuery } from './query.ts';
 import { seededRandom, systemRandom } from './random.ts';
@@ -66,6 +68,8 @@ export const createApp = ({ catalog, metrics, logger, revision }: ApiDeps) => {
   });
 
   app.get('/healthz', () => json({ status: 'ok' }));
+
+  serveOpenApi(app, openapi);
 
   app.get('/readyz', () => {
     const status = catalog.status();

@@ -12,7 +12,9 @@ export interface NameQuery {
 
 export const maxCount = 100;
 export const maxSeedLength = 128;
-const known = new Set(['gender', 'count', 'seed', 'weighted']);
+/** The parameters `/randomName` accepts; any other is refused. */
+export const queryParameters = ['gender', 'count', 'seed', 'weighted'] as const;
+const known = new Set<string>(queryParameters);
 
 /**
  * Validates query parameters; every rejection names the parameter and what it accepts.

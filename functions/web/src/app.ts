@@ -1,9 +1,11 @@
 import type { Logger } from '@secretid/lib/logger';
 import type { Metrics } from '@secretid/lib/metrics';
+import { serveOpenApi } from '@secretid/lib/openapi';
 import { handleProblems, problem, refuseOtherMethods } from '@secretid/lib/problem';
 import { Hono } from 'hono';
 import { etag } from 'hono/etag';
 import { secureHeaders } from 'hono/secure-headers';
+import openapi from '../openapi.json' with { type: 'json' };
 import { ApiUnavailableError, type Gender, genders, type IdentitySource } from './api-client.ts';
 import { errorPage, type GenderChoice, identityPage, unavailablePage } from './page.ts';
 import { stylesheet, stylesheetVersion } from './styles.ts';
@@ -98,6 +100,8 @@ export const createApp = (deps: AppDeps) => {
   app.get('/favicon.ico', (c) => c.body(null, 204, { 'Cache-Control': 'public, max-age=86400' }));
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
+
+  serveOpenApi(app, openapi);
 
   // Readiness deliberately does not call the API: the API scales to zero on Knative, so probing
   // it would wake it on every probe (keeping it from ever scaling down), and an API outage would
