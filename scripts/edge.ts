@@ -1,10 +1,14 @@
-import { Agent, createServer, request, type Server } from 'node:http';
+import { Agent, createServer, type RequestListener, request, type Server } from 'node:http';
 
 /** Routes by Host header (port ignored, case-insensitive) to an upstream base URL. */
 export interface EdgeOptions {
   routes: Record<string, string>;
   port: number;
-  host?: string;
+  /**
+   * Loopback addresses to listen on, all on the same port (default 127.0.0.1). One that this
+   * machine lacks (::1 with IPv6 off) is left out with a note, as long as one remains.
+   */
+  hosts?: string[];
   /** Upstream response deadline, after which the client gets 504. */
   upstreamTimeoutMs?: number;
 }
@@ -33,7 +37,7 @@ const plain = (status: number, text: string) => ({
  */
 export const startEdge = async (
   options: EdgeOptions,
-): Promise<{ server: Server; port: number; close(): Promise<void> }> => {
+): Promise<{ servers: Server[]; port: number; close(): Promise<void> }> => {
   const agent = new Agent({ keepAlive: true, maxSockets: 64 });
   const routes = new Map(
     Object.entries(options.routes).map(([host, upstream]) => [
@@ -41,7 +45,7 @@ export const startEdge = async (
       new URL(upstream),
     ]),
   );
-  const server = createServer((incoming, outgoing) => {
+  const handle: RequestListener = (incoming, outgoing) => {
     const hostHeader = (incoming.headers.host ?? '').toLowerCase();
     const hostname = hostHeader.replace(/:\d+$/, '').replace(/^\[(.*)\]$/, '$1');
     const upstream = routes.get(hostname);
@@ -91,22 +95,39 @@ export const startEdge = async (
       reply(plain(502, `upstream for ${hostname} is unavailable: ${error.message}`));
     });
     incoming.pipe(forward);
-  });
-  server.keepAliveTimeout = 65_000;
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host ?? '127.0.0.1', () => resolve());
-  });
-  const address = server.address();
+  };
+  const listen = (host: string, port: number) =>
+    new Promise<Server>((resolve, reject) => {
+      const server = createServer(handle);
+      server.keepAliveTimeout = 65_000;
+      server.once('error', reject);
+      server.listen(port, host, () => resolve(server));
+    });
+  const [first = '127.0.0.1', ...others] = options.hosts ?? ['127.0.0.1'];
+  const servers = [await listen(first, options.port)];
+  const address = servers[0]?.address();
   const port = typeof address === 'object' && address ? address.port : options.port;
+  for (const host of others) {
+    try {
+      servers.push(await listen(host, port));
+    } catch (error) {
+      const code = (error as NodeJS.ErrnoException).code;
+      if (code !== 'EADDRNOTAVAIL' && code !== 'EAFNOSUPPORT') throw error;
+      console.log(`edge: not listening on ${host} (${code}: the machine has no such address)`);
+    }
+  }
   return {
-    server,
+    servers,
     port,
     close: () =>
-      new Promise<void>((resolve) => {
-        server.close(() => resolve());
-        server.closeIdleConnections();
-        agent.destroy();
-      }),
+      Promise.all(
+        servers.map(
+          (server) =>
+            new Promise<void>((resolve) => {
+              server.close(() => resolve());
+              server.closeIdleConnections();
+            }),
+        ),
+      ).then(() => agent.destroy()),
   };
 };

@@ -149,12 +149,15 @@ try {
   console.log(`[4/4] starting the local edge on port ${edgePort}`);
   const edge = await startEdge({
     port: edgePort,
+    // Loopback only, both families: a browser may resolve localhost to either.
+    hosts: ['127.0.0.1', '::1'],
     routes: {
       [localHosts.api]: `http://127.0.0.1:${apiPort}`,
       [localHosts.web]: `http://127.0.0.1:${webPort}`,
       // A browser's address bar: the page, by name or by loopback address.
       localhost: `http://127.0.0.1:${webPort}`,
       '127.0.0.1': `http://127.0.0.1:${webPort}`,
+      '::1': `http://127.0.0.1:${webPort}`,
     },
   });
   cleanups.push(() => edge.close());

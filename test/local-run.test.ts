@@ -58,6 +58,10 @@ test.serial('npm start serves through the edge, stops on Ctrl-C, and keeps its d
       t.is(page.status, 200, host);
       t.regex(await page.text(), /Your secret identity/);
     }
+    // The address bar's http://[::1]:port/: the edge listens on IPv6 loopback too.
+    const ipv6 = await getThroughEdge(`http://[::1]:${port}`, `[::1]:${port}`, '/');
+    t.is(ipv6.status, 200, '[::1]');
+    t.regex(await ipv6.text(), /Your secret identity/);
     const unknown = await getThroughEdge(edgeUrl, 'evil.example', '/');
     t.is(unknown.status, 404);
     t.notRegex(await unknown.text(), /evil\.example/, 'the Host header is not echoed');
