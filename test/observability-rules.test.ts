@@ -51,8 +51,8 @@ test('the rules hold no template action but the monitoring placeholders, all of 
     message: /not a known placeholder/,
   });
   // Helm prints 1000000 as 1e+06, which would make `for: 1e+06s` invalid.
-  const values = loadTestValues() as { monitoring: { backup: { maxAgeSeconds: number } } };
-  values.monitoring.backup.maxAgeSeconds = 1_000_000;
+  const values = loadTestValues() as { monitoring: { backup: { graceSeconds: number } } };
+  values.monitoring.backup.graceSeconds = 1_000_000;
   t.throws(() => renderRules(sources, values), { message: /exponent form/ });
 });
 

@@ -169,6 +169,21 @@ test.serial(
   },
 );
 
+test.serial(
+  "postgres_exporter runs the chart's WAL archive query: the segments waiting and the oldest one's age (cluster)",
+  (t) => {
+    const series = (name: string) => promQuery(caFile, `${name}{job="postgres-exporter"}`);
+    const ready = series('pg_wal_archive_ready_segments');
+    const age = series('pg_wal_archive_oldest_ready_age_seconds');
+    t.is(ready.length, 1, JSON.stringify(ready));
+    t.is(age.length, 1, JSON.stringify(age));
+    // The archive works here: at most the segment finished in the last moments waits.
+    t.true(Number(ready[0]?.value[1]) <= 1, JSON.stringify(ready));
+    t.true(Number(age[0]?.value[1]) < 600, JSON.stringify(age));
+    t.log(`waiting: ${ready[0]?.value[1]} segments, oldest ${age[0]?.value[1]} s`);
+  },
+);
+
 test.serial("kube-state-metrics reports the chart's workloads (cluster)", (t) => {
   const value = (expr: string) => promQuery(caFile, expr).map((series) => series.value[1]);
   t.deepEqual(

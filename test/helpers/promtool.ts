@@ -25,7 +25,8 @@ export const placeholderPaths = [
   'slo.latencyObjective',
   'slo.latencyThresholdSeconds',
   'replicasBelowThreshold',
-  'backup.maxAgeSeconds',
+  'backup.graceSeconds',
+  'backup.walArchiveMaxDelaySeconds',
   'connectionsWarningRatio',
   'volumeFreeWarningRatio',
 ] as const;
@@ -358,6 +359,7 @@ export const metricInventory: ReadonlyMap<string, MetricSource> = new Map<string
   ksm('kube_pod_container_status_restarts_total'),
   ksm('kube_cronjob_status_last_successful_time'),
   ksm('kube_cronjob_next_schedule_time'),
+  ksm('kube_cronjob_status_last_schedule_time'),
   ksm('kube_job_status_failed'),
   ksm('kube_job_failed'),
   ksm('kube_node_status_condition'),
@@ -373,7 +375,22 @@ export const metricInventory: ReadonlyMap<string, MetricSource> = new Map<string
   postgres('pg_settings_max_connections'),
   postgres('pg_stat_archiver_archived_count'),
   postgres('pg_stat_archiver_failed_count'),
-  postgres('pg_stat_archiver_last_archive_age'),
+  [
+    'pg_wal_archive_ready_segments',
+    {
+      exporter: 'postgres-exporter',
+      job: 'postgres-exporter',
+      source: "the chart's exporter query, chart/files/postgres-exporter/queries.yaml (pg_ls_archive_statusdir)",
+    },
+  ],
+  [
+    'pg_wal_archive_oldest_ready_age_seconds',
+    {
+      exporter: 'postgres-exporter',
+      job: 'postgres-exporter',
+      source: "the chart's exporter query, chart/files/postgres-exporter/queries.yaml (pg_ls_archive_statusdir)",
+    },
+  ],
 ]);
 
 /** Metric names in a scrape (Prometheus text exposition format). */
