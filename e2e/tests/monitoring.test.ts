@@ -170,6 +170,27 @@ test.serial(
 );
 
 test.serial(
+  'every scrape job MonitoringSourceMissing guards has a target, as Prometheus counts them (cluster)',
+  (t) => {
+    const pools = promQuery(
+      caFile,
+      'prometheus_target_scrape_pool_targets{scrape_job=~"kube-state-metrics|postgres-exporter|knative-activator|kubelet"}',
+    );
+    const counts = Object.fromEntries(
+      pools.map((series) => [series.metric.scrape_job, Number(series.value[1])]),
+    );
+    t.deepEqual(Object.keys(counts).sort(), [
+      'knative-activator',
+      'kube-state-metrics',
+      'kubelet',
+      'postgres-exporter',
+    ]);
+    for (const [job, count] of Object.entries(counts)) t.true(count >= 1, `${job}: ${count}`);
+    t.log(JSON.stringify(counts));
+  },
+);
+
+test.serial(
   "postgres_exporter runs the chart's WAL archive query: the segments waiting and the oldest one's age (cluster)",
   (t) => {
     const series = (name: string) => promQuery(caFile, `${name}{job="postgres-exporter"}`);

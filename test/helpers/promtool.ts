@@ -344,6 +344,14 @@ export const metricInventory: ReadonlyMap<string, MetricSource> = new Map<string
       source: 'Prometheus 2.x: written by the server for each scrape target',
     },
   ],
+  [
+    'prometheus_target_scrape_pool_targets',
+    {
+      exporter: 'prometheus',
+      job: 'prometheus',
+      source: 'Prometheus 2.x: its own /metrics, scraped by the prometheus job (targets per scrape pool)',
+    },
+  ],
   traefik('traefik_service_requests_total'),
   traefik('traefik_service_request_duration_seconds_bucket'),
   traefik('traefik_service_request_duration_seconds_sum'),
@@ -357,6 +365,8 @@ export const metricInventory: ReadonlyMap<string, MetricSource> = new Map<string
   ksm('kube_statefulset_status_replicas_ready'),
   ksm('kube_pod_container_status_waiting_reason'),
   ksm('kube_pod_container_status_restarts_total'),
+  ksm('kube_cronjob_info'),
+  ksm('kube_persistentvolumeclaim_info'),
   ksm('kube_cronjob_status_last_successful_time'),
   ksm('kube_cronjob_next_schedule_time'),
   ksm('kube_cronjob_status_last_schedule_time'),
