@@ -176,7 +176,7 @@ test.serial(
       caFile,
       'prometheus_target_scrape_pool_targets{scrape_job=~"kube-state-metrics|postgres-exporter|knative-activator|kubelet"}',
     );
-    const counts = Object.fromEntries(
+    const counts: Record<string, number> = Object.fromEntries(
       pools.map((series) => [series.metric.scrape_job, Number(series.value[1])]),
     );
     t.deepEqual(Object.keys(counts).sort(), [
