@@ -41,6 +41,7 @@ const hostsOf = (domain: string) =>
     `api.${domain}`,
     `web.${domain}`,
     `prometheus.${domain}`,
+    `alertmanager.${domain}`,
     `candidate-api.${domain}`,
     `candidate-web.${domain}`,
     `*.${domain}`,
@@ -331,7 +332,7 @@ test('an existing basic-auth Secret replaces the generated one', (t) => {
   t.is((middleware.spec as { basicAuth: { secret: string } }).basicAuth.secret, 'agency-users');
 });
 
-test('prometheus.<domain> goes to Prometheus on 9090, behind basic auth first', (t) => {
+test('prometheus.<domain> goes to Prometheus on 9090 and alertmanager.<domain> to Alertmanager on 9093, behind basic auth first', (t) => {
   for (const domain of ['secretid', 'agents.example.org']) {
     const objects = renderChart({ set: { domain } });
     const route = theObject(objects, 'IngressRoute', '-prometheus');
@@ -341,9 +342,19 @@ test('prometheus.<domain> goes to Prometheus on 9090, behind basic auth first', 
       tls: { secretName: string; options: { name: string } };
     };
     t.deepEqual(spec.entryPoints, ['websecure']);
-    t.is(spec.routes.length, 1);
-    const [only] = spec.routes as [Route];
+    // Prometheus, then Alertmanager behind the same middlewares.
+    t.is(spec.routes.length, 2);
+    const [only, alertmanager] = spec.routes as [Route, Route];
     t.is(only.match, `Host(\`prometheus.${domain}\`)`);
+    t.is(alertmanager.match, `Host(\`alertmanager.${domain}\`)`);
+    t.deepEqual(alertmanager.middlewares, only.middlewares);
+    t.deepEqual(alertmanager.services, [
+      {
+        kind: 'Service',
+        name: theObject(objects, 'Service', '-alertmanager').metadata.name,
+        port: 9093,
+      },
+    ]);
     t.deepEqual(hostRegexps(only.match), []);
     t.true(ruleMatches(only.match, `prometheus.${domain}`));
     for (const host of [`api.${domain}`, `prometheus.${domain}.evil.com`, `x-prometheus.${domain}`])

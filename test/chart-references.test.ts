@@ -872,10 +872,24 @@ const prometheusProblems = ({ objects, values, namespace }: Render) => {
   }
   const namespacesOf = (name: string) =>
     jobs.get(name)?.kubernetes_sd_configs?.flatMap((sd) => sd.namespaces?.names ?? []) ?? [];
+  // A job exists exactly when its source runs (MonitoringSourceMissing alerts on an empty one).
+  const sourceRuns = {
+    'kube-state-metrics': ofKind(objects, 'Service').some((service) =>
+      service.metadata.name.endsWith('-kube-state-metrics'),
+    ),
+    'postgres-exporter': Boolean(findContainer(objects, 'StatefulSet', 'postgres-exporter')),
+  };
+  for (const [name, runs] of Object.entries(sourceRuns)) {
+    if (runs !== jobs.has(name))
+      problems.push(
+        `job ${name} is ${jobs.has(name) ? '' : 'not '}configured, its source ${runs ? 'runs' : 'is off'}`,
+      );
+  }
   for (const name of [
     'secretid-functions',
-    'kube-state-metrics',
-    'postgres-exporter',
+    ...Object.entries(sourceRuns)
+      .filter(([, runs]) => runs)
+      .map(([name]) => name),
     'knative-queue-proxy',
   ]) {
     if (JSON.stringify(namespacesOf(name)) !== JSON.stringify([namespace]))
@@ -937,6 +951,7 @@ const prometheusProblems = ({ objects, values, namespace }: Render) => {
   }
   // The exporter: the job keeps the PostgreSQL pod (and only it) by component, and its port.
   const exporterJob = jobs.get('postgres-exporter');
+  if (!exporterJob) return problems;
   const componentRegex = keep(
     exporterJob,
     '__meta_kubernetes_pod_label_app_kubernetes_io_component',

@@ -99,9 +99,13 @@ for (const file of workspace.testFiles) {
   });
 }
 
+/** The one alert meant to fire all the time: the alerting path's heartbeat. */
+const watchdog = 'Watchdog';
+const ordinaryAlerts = () => alerts.filter((alert) => alert.alert !== watchdog);
+
 test('every alert has a unit test that sees it pending, then firing once `for` has passed', (t) => {
   const unitTests = loadUnitTests();
-  for (const alert of alerts) {
+  for (const alert of ordinaryAlerts()) {
     const name = alert.alert as string;
     const forSeconds = alert.for ? seconds(alert.for) : 0;
     const proven = unitTests.some((file) => {
@@ -126,13 +130,31 @@ test('every alert has a severity, a summary and a one-line runbook', (t) => {
   t.true(alerts.length > 0);
   const names = alerts.map((alert) => alert.alert);
   t.deepEqual(names, [...new Set(names)], 'alert names are unique');
-  for (const alert of alerts) {
+  for (const alert of ordinaryAlerts()) {
     t.regex(alert.labels?.severity ?? '', /^(critical|warning)$/, `${alert.alert}: severity`);
     t.true((alert.annotations?.summary ?? '').length > 10, `${alert.alert}: summary`);
     const runbook = alert.annotations?.runbook ?? '';
     t.true(runbook.length > 20 && !runbook.includes('\n'), `${alert.alert}: one-line runbook`);
     t.truthy(alert.for, `${alert.alert}: a \`for\` period, so one bad sample never pages`);
   }
+});
+
+test('the Watchdog fires always, from nothing, with severity none and no wait', (t) => {
+  const alert = alerts.find((entry) => entry.alert === watchdog);
+  t.is(alert?.expr?.trim(), 'vector(1)');
+  t.is(alert?.labels?.severity, 'none');
+  t.falsy(alert?.for);
+  t.true((alert?.annotations?.runbook ?? '').length > 20);
+  const proven = loadUnitTests().some((file) =>
+    file.tests.some(
+      (group) =>
+        (group.input_series ?? []).length === 0 &&
+        (group.alert_rule_test ?? []).some(
+          (entry) => entry.alertname === watchdog && (entry.exp_alerts ?? []).length === 1,
+        ),
+    ),
+  );
+  t.true(proven, 'a unit test with no input series expects the Watchdog firing');
 });
 
 test('recording rules are named level:metric:operations', (t) => {

@@ -112,7 +112,7 @@ it unique, while the component stays whole (two components never truncate to the
 {{- define "secretid.edgeHosts" -}}
 {{- $root := . -}}
 {{- $hosts := list -}}
-{{- range $name := list "api" "web" "prometheus" -}}
+{{- range $name := list "api" "web" "prometheus" "alertmanager" -}}
 {{- $hosts = append $hosts (include "secretid.host" (dict "root" $root "name" $name)) -}}
 {{- end -}}
 {{- range $tag := .Values.edge.tls.tags -}}
@@ -170,4 +170,9 @@ default
 {{- else -}}
 {{- include "secretid.componentName" (dict "root" . "component" "edge") -}}
 {{- end -}}
+{{- end -}}
+
+{{/* True when the chart runs Alertmanager: monitoring, Prometheus and Alertmanager all on. */}}
+{{- define "secretid.alertmanager" -}}
+{{- if and (include "secretid.monitoring" (dict "root" . "part" "prometheus")) .Values.alertmanager.enabled -}}true{{- end -}}
 {{- end -}}

@@ -37,6 +37,11 @@ export const trixiePackages = {
     versionPin: 'POSTGRES_EXPORTER_DEB_VERSION',
     binaries: ['usr/bin/prometheus-postgres-exporter'],
   },
+  alertmanager: {
+    name: 'prometheus-alertmanager',
+    versionPin: 'ALERTMANAGER_DEB_VERSION',
+    binaries: ['usr/bin/prometheus-alertmanager', 'usr/bin/amtool'],
+  },
 } satisfies Record<string, UnpackedPackage>;
 
 const packageRoot = (pkg: UnpackedPackage) =>

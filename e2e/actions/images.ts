@@ -20,7 +20,7 @@ import {
   statSync,
   writeFileSync,
 } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import type { Action } from '../lib/action.ts';
 import { chartImage } from '../lib/chart.ts';
 import { buildImage, type ImageConfig } from '../lib/oci.ts';
@@ -316,6 +316,42 @@ export const postgresExporterImage = debianProgramImage(
   },
 );
 
+/**
+ * Alertmanager run like the official image: as nobody, state in /alertmanager. Debian's build
+ * reads its notification templates from /usr/share/prometheus/alertmanager (the official
+ * image has them compiled in), so that folder comes along.
+ */
+const alertmanagerProgram = debianProgramImage(
+  'alertmanager',
+  'alertmanager',
+  () => packageBinary('alertmanager', 'prometheus-alertmanager'),
+  {
+    entrypoint: ['/usr/local/bin/prometheus-alertmanager'],
+    user: '65534:65534',
+    workingDir: '/alertmanager',
+    exposedPorts: [9093],
+  },
+  ['alertmanager'],
+);
+const alertmanagerShare = () =>
+  join(
+    dirname(dirname(packageBinary('alertmanager', 'prometheus-alertmanager'))),
+    'share/prometheus/alertmanager',
+  );
+export const alertmanagerImage: ImageDefinition = {
+  ...alertmanagerProgram,
+  inputs: () => [
+    ...alertmanagerProgram.inputs(),
+    fileDigest(join(alertmanagerShare(), 'default.tmpl')),
+  ],
+  build: async (rootfs) => {
+    await alertmanagerProgram.build(rootfs);
+    cpSync(alertmanagerShare(), join(rootfs, 'usr/share/prometheus/alertmanager'), {
+      recursive: true,
+    });
+  },
+};
+
 /** A small Debian userland: local-path's helper pods, and the tests' client pods (curl). */
 export const toolboxImage: ImageDefinition = {
   name: 'toolbox',
@@ -366,6 +402,7 @@ export const clusterImages: ImageDefinition[] = [
   postgresImage,
   postgresExporterImage,
   prometheusImage,
+  alertmanagerImage,
   kubeStateMetricsImage,
   seedImage,
   apiImage,

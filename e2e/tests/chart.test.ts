@@ -113,22 +113,35 @@ test.serial(
   },
 );
 
-test.serial("the api's database role reads the names and cannot write (cluster)", (t) => {
-  const reader = chartRole('reader');
-  t.truthy(reader.password);
-  const read = psql(namespace, postgresPod, 'SELECT count(*) FROM last_names', reader);
-  t.is(read.status, 0, read.stderr);
-  t.is(read.stdout.trim(), '1000');
-  for (const statement of [
-    "INSERT INTO last_names (name, rank, count) VALUES ('Moneypenny', 1001, 1)",
-    'DELETE FROM first_names',
-    'CREATE TABLE dossiers (id int)',
-  ]) {
-    const write = psql(namespace, postgresPod, statement, reader);
-    t.not(write.status, 0, statement);
-    t.regex(write.stderr, /permission denied/, statement);
-  }
-});
+test.serial(
+  "the api's database role reads the names, cannot write and connects nowhere else (cluster)",
+  (t) => {
+    const reader = chartRole('reader');
+    t.truthy(reader.password);
+    const read = psql(namespace, postgresPod, 'SELECT count(*) FROM last_names', reader);
+    t.is(read.status, 0, read.stderr);
+    t.is(read.stdout.trim(), '1000');
+    // Its sessions start read-only; each write is tried in a read-write transaction, so what
+    // refuses it is a missing privilege (the large object too: ensure-roles.sh took its
+    // functions from PUBLIC).
+    for (const statement of [
+      "INSERT INTO last_names (name, rank, count) VALUES ('Moneypenny', 1001, 1)",
+      'DELETE FROM first_names',
+      'CREATE TABLE dossiers (id int)',
+      'CREATE TEMPORARY TABLE notes (id int)',
+      "SELECT lo_from_bytea(0, 'dossier')",
+    ]) {
+      const write = psql(namespace, postgresPod, `BEGIN READ WRITE; ${statement}`, reader);
+      t.not(write.status, 0, statement);
+      t.regex(write.stderr, /permission denied/, statement);
+    }
+    const readOnly = psql(namespace, postgresPod, 'DELETE FROM first_names', reader);
+    t.regex(readOnly.stderr, /read-only transaction/);
+    const elsewhere = psql(namespace, postgresPod, 'SELECT 1', { ...reader, database: 'postgres' });
+    t.not(elsewhere.status, 0);
+    t.regex(elsewhere.stderr, /permission denied for database/);
+  },
+);
 
 test.serial(
   'helm upgrade with a changed value keeps the credentials and the edge CA (cluster)',

@@ -9,6 +9,7 @@ import test from 'ava';
 import { parse } from 'yaml';
 import { chartValues } from '../lib/chart.ts';
 import {
+  alertmanagerAlerts,
   chartDirectory,
   edgeCaFile,
   edgeHost,
@@ -248,5 +249,98 @@ test.serial(
       t.is(Number(entry.value[1]), leaf.validToDate.getTime() / 1000, JSON.stringify(entry.metric));
     }
     t.log(`the edge's leaf (${ours[0]?.metric.cn}) is valid until ${leaf.validTo}`);
+  },
+);
+
+test.serial(
+  "the Watchdog fires in Prometheus and arrives in the chart's Alertmanager, routed to the watchdog receiver (cluster)",
+  async (t) => {
+    const targets = prometheusApi<{ activeAlertmanagers: Array<{ url: string }> }>(
+      caFile,
+      '/api/v1/alertmanagers',
+    ).activeAlertmanagers;
+    t.deepEqual(
+      targets.map(({ url }) => new URL(url).host),
+      [`${release}-alertmanager.${namespace}.svc:9093`],
+    );
+    const [watchdog] = await eventually(
+      'the Watchdog in Alertmanager',
+      () => {
+        const found = alertmanagerAlerts(caFile, 'alertname="Watchdog"');
+        return found.length > 0 && found;
+      },
+      180_000,
+    );
+    t.is(watchdog?.status.state, 'active');
+    t.deepEqual(
+      watchdog?.receivers.map(({ name }) => name),
+      ['watchdog'],
+    );
+  },
+);
+
+test.serial(
+  'a backup Job made to fail: BackupJobFailed fires in Prometheus and arrives in Alertmanager (cluster)',
+  async (t) => {
+    // The dump CronJob's own Job, its command replaced by a failure; named like a scheduled
+    // run (<cronjob>-<digits>), as the alert's job_name selector expects.
+    const name = `${release}-backup-${String(Date.now()).slice(-8)}`;
+    const job = JSON.parse(
+      kubectl([
+        '-n',
+        namespace,
+        'create',
+        'job',
+        `--from=cronjob/${release}-backup`,
+        name,
+        '--dry-run=client',
+        '-o',
+        'json',
+      ]),
+    );
+    job.spec.backoffLimit = 0;
+    job.spec.template.spec.containers[0].command = [
+      'bash',
+      '-c',
+      'echo "e2e: this backup fails on purpose" >&2; exit 1',
+    ];
+    kubectl(['-n', namespace, 'create', '-f', '-'], JSON.stringify(job));
+    const started = Date.now();
+    try {
+      const firing = await eventually(
+        'BackupJobFailed firing in Prometheus',
+        () => {
+          const alerts = prometheusApi<{
+            alerts: Array<{ labels: Record<string, string>; state: string }>;
+          }>(caFile, '/api/v1/alerts').alerts.filter(
+            (alert) =>
+              alert.labels.alertname === 'BackupJobFailed' && alert.labels.job_name === name,
+          );
+          return alerts.some((alert) => alert.state === 'firing') && alerts;
+        },
+        300_000,
+      );
+      t.is(firing[0]?.labels.severity, 'warning');
+      const [received] = await eventually(
+        'BackupJobFailed in Alertmanager',
+        () => {
+          const found = alertmanagerAlerts(caFile, `alertname="BackupJobFailed"`).filter(
+            (alert) => alert.labels.job_name === name,
+          );
+          return found.length > 0 && found;
+        },
+        120_000,
+      );
+      t.is(received?.status.state, 'active');
+      t.deepEqual(
+        received?.receivers.map(({ name: receiver }) => receiver),
+        ['ticket'],
+      );
+      t.log(
+        `Job ${name} failed; the alert reached Alertmanager ${((Date.now() - started) / 1000).toFixed(0)} s after the Job was created`,
+      );
+    } finally {
+      kubectl(['-n', namespace, 'delete', 'job', name, '--wait=false']);
+    }
   },
 );

@@ -178,6 +178,7 @@ export interface AlertTest {
 export interface UnitTestGroup {
   name?: string;
   interval?: string;
+  input_series?: { series: string; values: string }[];
   alert_rule_test?: AlertTest[];
   promql_expr_test?: { expr: string; eval_time: string; exp_samples?: unknown[] }[];
 }
@@ -349,7 +350,8 @@ export const metricInventory: ReadonlyMap<string, MetricSource> = new Map<string
     {
       exporter: 'prometheus',
       job: 'prometheus',
-      source: 'Prometheus 2.x: its own /metrics, scraped by the prometheus job (targets per scrape pool)',
+      source:
+        'Prometheus 2.x: its own /metrics, scraped by the prometheus job (targets per scrape pool)',
     },
   ],
   traefik('traefik_service_requests_total'),
@@ -390,7 +392,8 @@ export const metricInventory: ReadonlyMap<string, MetricSource> = new Map<string
     {
       exporter: 'postgres-exporter',
       job: 'postgres-exporter',
-      source: "the chart's exporter query, chart/files/postgres-exporter/queries.yaml (pg_ls_archive_statusdir)",
+      source:
+        "the chart's exporter query, chart/files/postgres-exporter/queries.yaml (pg_ls_archive_statusdir)",
     },
   ],
   [
@@ -398,7 +401,8 @@ export const metricInventory: ReadonlyMap<string, MetricSource> = new Map<string
     {
       exporter: 'postgres-exporter',
       job: 'postgres-exporter',
-      source: "the chart's exporter query, chart/files/postgres-exporter/queries.yaml (pg_ls_archive_statusdir)",
+      source:
+        "the chart's exporter query, chart/files/postgres-exporter/queries.yaml (pg_ls_archive_statusdir)",
     },
   ],
 ]);

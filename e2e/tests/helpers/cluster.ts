@@ -511,6 +511,24 @@ export const prometheusApi = <T = unknown>(caFile: string, path: string): T => {
   return parsed.data;
 };
 
+/** Alerts Alertmanager holds (API v2) matching a filter, through the edge as an operator. */
+export const alertmanagerAlerts = (caFile: string, filter: string) => {
+  const auth = secretData(namespace, `${release}-prometheus-basic-auth`);
+  const path = `/api/v2/alerts?filter=${encodeURIComponent(filter)}`;
+  const answer = curlEdge(`https://${edgeHost('alertmanager')}${path}`, {
+    caFile,
+    user: `${auth.username}:${auth.password}`,
+  });
+  if (answer.status !== 200)
+    throw new Error(`Alertmanager ${path} answered ${answer.status}: ${answer.body.slice(0, 500)}`);
+  return JSON.parse(answer.body) as Array<{
+    labels: Record<string, string>;
+    status: { state: string };
+    receivers: Array<{ name: string }>;
+    startsAt: string;
+  }>;
+};
+
 /** An instant query's result: each series' labels and value. */
 export const promQuery = (caFile: string, expr: string) =>
   prometheusApi<{ result: Array<{ metric: Record<string, string>; value: [number, string] }> }>(
@@ -519,7 +537,7 @@ export const promQuery = (caFile: string, expr: string) =>
   ).result;
 
 /** A public host name of the chart's values: hosts.<name> under domain (api.secretid, ...). */
-export const edgeHost = (name: 'api' | 'web' | 'prometheus') => {
+export const edgeHost = (name: 'api' | 'web' | 'prometheus' | 'alertmanager') => {
   const values = chartValues() as { domain: string; hosts: Record<string, string> };
   return `${values.hosts[name]}.${values.domain}`;
 };
