@@ -333,6 +333,7 @@ export const metricInventory: ReadonlyMap<string, MetricSource> = new Map<string
   red('http_request_duration_seconds_sum'),
   red('http_request_duration_seconds_count'),
   catalog('secretid_names_catalog_age_seconds'),
+  catalog('secretid_names_catalog_max_staleness_seconds'),
   catalog('secretid_names_refresh_failures_total'),
   nodeDefault('process_cpu_seconds_total'),
   nodeDefault('process_resident_memory_bytes'),

@@ -1,5 +1,6 @@
 import { createLogger } from '@secretid/lib/logger';
 import test from 'ava';
+import { Registry } from 'prom-client';
 import { CatalogUnavailableError, createCatalogStore } from './catalog-store.ts';
 import { shippedCatalogRows } from './test-catalog.ts';
 
@@ -34,4 +35,22 @@ test('a copy older than the staleness bound is not served, and service resumes a
   store.stop();
   t.true(store.status().ready);
   t.is(store.status().lastError, null);
+});
+
+test('the staleness bound is exported beside the age, for the NamesCatalogStale rule', async (t) => {
+  const registry = new Registry();
+  const store = createCatalogStore({
+    load: async () => shippedCatalogRows(),
+    refreshMs: 1_000_000,
+    retryMs: 1_000_000,
+    maxStalenessMs: 42_500,
+    logger: createLogger('api', 'error', () => {}),
+    registry,
+    now: () => 0,
+  });
+  await store.start();
+  store.stop();
+  const text = await registry.metrics();
+  t.regex(text, /^secretid_names_catalog_max_staleness_seconds 42\.5$/m);
+  t.regex(text, /^secretid_names_catalog_age_seconds 0$/m);
 });

@@ -27,6 +27,7 @@ const withDeadline = async <T>(work: Promise<T>, ms: number | undefined): Promis
 /** Metric names of the catalog, for rules and dashboards. */
 export const catalogMetricNames = {
   age: 'secretid_names_catalog_age_seconds',
+  maxStaleness: 'secretid_names_catalog_max_staleness_seconds',
   refreshFailures: 'secretid_names_refresh_failures_total',
 } as const;
 
@@ -78,6 +79,14 @@ export const createCatalogStore = (options: {
       this.set(loadedAt === undefined ? -1 : (now() - loadedAt) / 1000);
     },
   });
+
+  // The bound itself, so an alert compares each instance's age with that instance's own
+  // NAMES_MAX_STALENESS_SECONDS instead of a number written into the rules.
+  new Gauge({
+    name: catalogMetricNames.maxStaleness,
+    help: 'Seconds after its last load that the names catalog stops being served (NAMES_MAX_STALENESS_SECONDS).',
+    registers: options.registry ? [options.registry] : [],
+  }).set(options.maxStalenessMs / 1000);
 
   const fresh = () => loadedAt !== undefined && now() - loadedAt <= options.maxStalenessMs;
 
