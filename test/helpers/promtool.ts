@@ -368,6 +368,8 @@ export const metricInventory: ReadonlyMap<string, MetricSource> = new Map<string
   ksm('kube_statefulset_status_replicas_ready'),
   ksm('kube_pod_container_status_waiting_reason'),
   ksm('kube_pod_container_status_restarts_total'),
+  ksm('kube_pod_init_container_status_waiting_reason'),
+  ksm('kube_pod_init_container_status_restarts_total'),
   ksm('kube_cronjob_info'),
   ksm('kube_persistentvolumeclaim_info'),
   ksm('kube_cronjob_status_last_successful_time'),
