@@ -194,3 +194,21 @@ test('the generator sees a stale table and refuses a README without markers', (t
   t.is(documentChart(values, stale).readme, current);
   t.throws(() => documentChart(values, '# chart\n'), { message: /needs <!-- values:start -->/ });
 });
+
+test("Prometheus's TSDB is bounded in size as well as in time, and a malformed size is refused", (t) => {
+  const args = (set: Record<string, string> = {}) => {
+    const deployment = renderChart({ set }).find(
+      (object) => object.kind === 'Deployment' && object.metadata.name.endsWith('-prometheus'),
+    );
+    const spec = deployment?.spec as
+      | { template: { spec: { containers: { args: string[] }[] } } }
+      | undefined;
+    return spec?.template.spec.containers[0]?.args ?? [];
+  };
+  t.true(args().includes('--storage.tsdb.retention.size=8GB'), args().join(' '));
+  t.true(args({ 'prometheus.retentionSize': '2GB' }).includes('--storage.tsdb.retention.size=2GB'));
+  t.false(args({ 'prometheus.retentionSize': '' }).some((arg) => arg.includes('retention.size')));
+  const bad = renderFailure({ set: { 'prometheus.retentionSize': 'lots' } });
+  t.not(bad.status, 0);
+  t.regex(bad.stderr, /retentionSize/);
+});
