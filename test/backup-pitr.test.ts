@@ -6,7 +6,15 @@
  * row by row, including a recovery from the oldest base backup retention keeps.
  */
 import { execFileSync } from 'node:child_process';
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import {
+  existsSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import test from 'ava';
@@ -153,9 +161,25 @@ test('archive-wal.sh archives atomically and never overwrites a different segmen
   t.is(readFileSync(join(archive, 'SYSTEM_IDENTIFIER'), 'utf8'), '7301234567890123456\n');
 
   // PostgreSQL retries a segment whose success it did not record: same content is success.
+  // It is flushed again first: an earlier attempt may have died between rename and flush.
   const again = archiveWal([segment, '000000010000000000000007']);
   t.is(again.status, 0, again.output);
-  t.regex(again.stderr, /already archived with identical content/);
+  t.regex(again.stderr, /already archived with identical content .*flushed it to disk again/);
+
+  // A copy killed before its rename leaves a temporary file: one older than an hour is removed
+  // by the next run, a fresh one (a copy maybe still running) is not.
+  const stale = join(archive, '.000000010000000000000005.4242.tmp');
+  const fresh = join(archive, '.000000010000000000000006.4343.tmp');
+  writeFileSync(stale, 'half a segment');
+  writeFileSync(fresh, 'half a segment');
+  const twoHoursAgo = new Date(Date.now() - 2 * 3600_000);
+  utimesSync(stale, twoHoursAgo, twoHoursAgo);
+  const pruning = archiveWal([segment, '000000010000000000000007']);
+  t.is(pruning.status, 0, pruning.output);
+  t.regex(pruning.stderr, /removed 1 leftover temporary file/);
+  t.false(existsSync(stale));
+  t.true(existsSync(fresh));
+  rmSync(fresh);
 
   // A different segment under the same name is refused and the archived one is kept.
   writeFileSync(segment, fakeSegment(7_301_234_567_890_123_456n, 1));

@@ -63,12 +63,21 @@ if [[ "$file_name" =~ ^[0-9A-F]{24}(\.partial)?$ ]]; then
   fi
 fi
 
+# A copy killed before its rename (the server stopped, the pod deleted) leaves its temporary
+# file behind, and nothing else would ever remove it. The server archives one file at a time
+# and a copy takes seconds, so one older than an hour is such a leftover.
+leftovers=$(find "$archive" -maxdepth 1 -type f -name '.*.tmp' -mmin +60 -print -delete 2>/dev/null | wc -l) || leftovers=0
+[ "$leftovers" -eq 0 ] || echo "archive-wal: removed $leftovers leftover temporary file(s) older than an hour from $archive" >&2
+
 target="$archive/$file_name"
 if [ -e "$target" ]; then
   existing=$(sha256sum "$target" | cut -d' ' -f1) || fail "cannot read the existing $target"
   incoming=$(sha256sum "$source_path" | cut -d' ' -f1) || fail "cannot read $source_path"
   if [ "$existing" = "$incoming" ]; then
-    echo "archive-wal: $file_name is already archived with identical content (sha256 $existing); nothing to do" >&2
+    # The earlier attempt may have renamed it and died before flushing: make sure the file and
+    # its directory entry are on disk before telling the server the segment is safe.
+    { sync "$target" && sync "$archive"; } || fail "flushing the existing $target to disk failed"
+    echo "archive-wal: $file_name is already archived with identical content (sha256 $existing); flushed it to disk again" >&2
     exit 0
   fi
   fail "$target already exists with DIFFERENT content (archived sha256 $existing, this server's sha256 $incoming); refusing to overwrite it. Two servers may be archiving into the same directory, or the archive belongs to an older cluster: move the archive aside or fix archive_command"
