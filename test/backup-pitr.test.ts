@@ -432,6 +432,41 @@ test('retention keeps two base backups, prunes older WAL, and the oldest kept st
   atLatest.stop();
 });
 
+test("a restore to 'latest' replays all WAL even when the base backup carries an earlier recovery's target", async (t) => {
+  const { server, archive, backupDir } = await startArchivingServer();
+  server.psql('CREATE TABLE dossiers (id int PRIMARY KEY, batch int NOT NULL)');
+  server.psql('INSERT INTO dossiers SELECT g, 1 FROM generate_series(1, 100) g');
+  // What a server recovered earlier keeps when its ALTER SYSTEM RESET steps were skipped: a
+  // primary ignores it, but every base backup of it carries it in postgresql.auto.conf.
+  const leftTarget = server
+    .psql("SELECT to_char(clock_timestamp() + interval '2 seconds', 'YYYY-MM-DD HH24:MI:SS.USOF')")
+    .trim();
+  server.psql(`ALTER SYSTEM SET recovery_target_time = '${leftTarget}'`);
+  const backup = writtenBackup(baseBackup(server, backupDir, archive).stdout);
+  await new Promise((resolve) => setTimeout(resolve, 3000));
+  // Written after that old target: a restore to 'latest' must bring it back.
+  server.psql('INSERT INTO dossiers SELECT g, 2 FROM generate_series(101, 200) g');
+  await switchAndWaitForArchive(server, archive);
+  server.stop();
+
+  const restored = directory('secretid-restored-');
+  const prepared = mustSucceed(
+    restorePitr({
+      PGDATA: restored,
+      WAL_ARCHIVE_DIR: archive,
+      BASE_BACKUP: backup,
+      TARGET_TIME: 'latest',
+    }),
+    'restore-pitr.sh to the latest WAL',
+  );
+  t.regex(prepared.stdout, /removed 1 recovery setting\(s\) the base backup carried/);
+  const settings = readFileSync(join(restored, 'postgresql.auto.conf'), 'utf8');
+  t.false(settings.includes(leftTarget), settings);
+  const atLatest = await startRestored(restored, { archive_mode: 'off' });
+  t.is(psqlUrl(atLatest.url(), "SELECT count(*) || ' ' || max(batch) FROM dossiers"), '200 2');
+  atLatest.stop();
+});
+
 test('a re-initialised data directory never rotates out the base backups of the real cluster', async (t) => {
   // The real cluster: two base backups and its WAL in the archive.
   const real = await startArchivingServer();

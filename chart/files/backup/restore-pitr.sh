@@ -137,6 +137,19 @@ fi
   die "the unpacked backup does not match backup_manifest: the backup is damaged"
 log "verified every file against backup_manifest (SHA256)"
 
+# A base backup of a server that was itself recovered earlier (its ALTER SYSTEM RESET steps
+# not done) carries that recovery's settings in postgresql.auto.conf. With 'latest' nothing
+# below would override its recovery_target_time, and recovery would stop there again; so only
+# this restore's settings apply.
+auto_conf="$PGDATA/postgresql.auto.conf"
+recovery_settings='^[[:space:]]*(restore_command|recovery_target[a-z_]*)[[:space:]]*='
+if [ -f "$auto_conf" ] && grep -qE "$recovery_settings" "$auto_conf"; then
+  inherited=$(grep -cE "$recovery_settings" "$auto_conf")
+  { grep -vE "$recovery_settings" "$auto_conf" >"$auto_conf.new" && mv -f "$auto_conf.new" "$auto_conf"; } ||
+    die "cannot remove the recovery settings the base backup carried in $auto_conf"
+  log "removed $inherited recovery setting(s) the base backup carried in postgresql.auto.conf (left by an earlier recovery): only this restore's apply"
+fi
+
 {
   echo "# Added by restore-pitr.sh at $(date -u +%Y-%m-%dT%H:%M:%SZ): recovery from"
   echo "# $backup to $target_text. Remove after the recovery (ALTER SYSTEM RESET ...)."
