@@ -141,7 +141,12 @@ test.serial(
       `deleted at ${deletedAt.toFixed(1)} s, not Ready from ${goneAt.toFixed(1)} s, Ready again at ${readyAt.toFixed(1)} s`,
     );
     t.log(
-      `answers: ${JSON.stringify(counts)}; 503 from ${unavailable[0]?.at.toFixed(1)} s to ${unavailable.at(-1)?.at.toFixed(1)} s; slowest ${slowest.toFixed(2)} s`,
+      `answers: ${JSON.stringify(counts)}; 503 from ${unavailable[0]?.at.toFixed(1)} s to ${unavailable.at(-1)?.at.toFixed(1)} s; slowest ${slowest.toFixed(2)} s; unanswered sent at ${
+        answers
+          .filter((answer) => answer.status === 0)
+          .map((answer) => `${answer.at.toFixed(1)} s`)
+          .join(', ') || 'none'
+      }`,
     );
     t.is(counts['0'], undefined, 'every request got an answer within its 5 s deadline');
     t.deepEqual(
