@@ -5,6 +5,7 @@
 import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import test from 'ava';
+import { parse } from 'yaml';
 import { documentChart, endMarker, startMarker } from '../scripts/chart-docs.ts';
 import { type RenderOptions, renderChart, renderFailure } from './helpers/helm.ts';
 
@@ -211,4 +212,35 @@ test("Prometheus's TSDB is bounded in size as well as in time, and a malformed s
   const bad = renderFailure({ set: { 'prometheus.retentionSize': 'lots' } });
   t.not(bad.status, 0);
   t.regex(bad.stderr, /retentionSize/);
+});
+
+test("Prometheus sends alerts to the chart's Alertmanager, or to alertmanager.externalUrls instead", (t) => {
+  const alerting = (set: Record<string, string>) => {
+    const objects = renderChart({ set });
+    const configMap = objects.find(
+      (object) => object.kind === 'ConfigMap' && object.metadata.name.endsWith('-prometheus'),
+    );
+    const data = (configMap?.data ?? {}) as Record<string, string>;
+    const config = parse(data['prometheus.yml'] ?? '');
+    return {
+      alertmanagers: config.alerting?.alertmanagers ?? [],
+      runsOwn: objects.some(
+        (object) => object.kind === 'Deployment' && object.metadata.name.endsWith('-alertmanager'),
+      ),
+    };
+  };
+  const own = alerting({});
+  t.true(own.runsOwn);
+  t.deepEqual(own.alertmanagers, [
+    { static_configs: [{ targets: ['secretid-alertmanager.default.svc:9093'] }] },
+  ]);
+  const external = alerting({
+    'alertmanager.enabled': 'false',
+    'alertmanager.externalUrls[0]': 'https://alerts.agency.example:9443',
+  });
+  t.false(external.runsOwn);
+  t.deepEqual(external.alertmanagers, [
+    { scheme: 'https', static_configs: [{ targets: ['alerts.agency.example:9443'] }] },
+  ]);
+  t.deepEqual(alerting({ 'alertmanager.enabled': 'false' }).alertmanagers, []);
 });
