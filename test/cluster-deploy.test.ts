@@ -34,6 +34,7 @@ import {
   renderChart,
   runHelm,
 } from './helpers/helm.ts';
+import { traefikLatencyBuckets } from './helpers/traefik-buckets.ts';
 
 const vagrantInventory = 'inventory/vagrant';
 const existingInventory = 'inventory/existing';
@@ -495,14 +496,15 @@ test("the k3s and registry templates render with each node's inventory address a
       kind: 'HelmChartConfig',
       metadata: { name: 'traefik', namespace: 'kube-system' },
     });
-  for (const config of Object.values(traefik))
-    t.true(
-      (
-        parse(String((config.spec as { valuesContent: string }).valuesContent)) as {
-          providers: { kubernetesCRD: { allowCrossNamespace: boolean } };
-        }
-      ).providers.kubernetesCRD.allowCrossNamespace,
-    );
+  for (const config of Object.values(traefik)) {
+    const values = parse(String((config.spec as { valuesContent: string }).valuesContent)) as {
+      providers: { kubernetesCRD: { allowCrossNamespace: boolean } };
+      metrics?: { prometheus?: { buckets?: string } };
+    };
+    t.true(values.providers.kubernetesCRD.allowCrossNamespace);
+    // Traefik's latency buckets hold the chart's latency SLO threshold (test/traefik-buckets.test.ts).
+    t.is(values.metrics?.prometheus?.buckets, traefikLatencyBuckets());
+  }
   // Every node pulls from exactly the registry the deploy pushes to, over plain HTTP.
   const registry = evaluate(vagrantInventory, 'deployer', ['secretid_deploy_registry']);
   const pushedTo = Object.values(registry)[0]?.secretid_deploy_registry;

@@ -160,6 +160,29 @@ test.serial(
     );
     t.true(Number(queueProxy[0]?.value[1]) > 0, JSON.stringify(queueProxy));
 
+    // The latency SLO at the edge: Traefik (configured as ansible's k3s_server role does) has
+    // a bucket at the chart's threshold for the functions' services, so the SLI has a value.
+    const threshold = String(
+      (chartValues().monitoring as { slo: { latencyThresholdSeconds: number } }).slo
+        .latencyThresholdSeconds,
+    );
+    const bucket = promQuery(
+      caFile,
+      `count(traefik_service_request_duration_seconds_bucket{service=~".+-functions-[0-9a-f]{20}@kubernetescrd", le="${threshold}"})`,
+    );
+    t.true(
+      Number(bucket[0]?.value[1]) >= 1,
+      `Traefik's bucket le=${threshold}: ${JSON.stringify(bucket)}`,
+    );
+    const latency = promQuery(caFile, 'slo:sli_error:ratio_rate5m{slo="latency"}');
+    t.is(latency.length, 1, JSON.stringify(latency));
+    const share = Number(latency[0]?.value[1]);
+    t.true(share >= 0 && share <= 1, `latency SLI error share ${share}`);
+    const p95 = promQuery(caFile, 'edge:traefik_service_request_duration_seconds:p95_rate5m');
+    t.log(
+      `edge latency: ${(share * 100).toFixed(2)} % slower than ${threshold} s, p95 ${(Number(p95[0]?.value[1]) * 1000).toFixed(1)} ms`,
+    );
+
     const loaded = prometheusApi<{ groups: RuleGroup[] }>(caFile, '/api/v1/rules').groups;
     const failing = loaded.flatMap((group) =>
       group.rules

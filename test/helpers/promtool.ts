@@ -24,6 +24,7 @@ export const placeholderPaths = [
   'slo.availabilityObjective',
   'slo.latencyObjective',
   'slo.latencyThresholdSeconds',
+  'slo.minRequests',
   'replicasBelowThreshold',
   'backup.graceSeconds',
   'backup.walArchiveMaxDelaySeconds',

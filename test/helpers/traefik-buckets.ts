@@ -1,0 +1,29 @@
+/**
+ * Traefik's latency buckets: ansible's k3s_server defaults hold the one list (the test cluster
+ * reads it too); docs/install.md and chart/README.md repeat it for people installing by hand.
+ */
+import { readFileSync } from 'node:fs';
+import { parse } from 'yaml';
+
+export const traefikLatencyBuckets = () =>
+  (
+    parse(readFileSync('ansible/roles/k3s_server/defaults/main.yml', 'utf8')) as Record<
+      string,
+      string
+    >
+  ).k3s_server_traefik_latency_buckets as string;
+
+/** The bounds as numbers; throws on anything but a comma-separated list of ascending numbers. */
+export const bucketBounds = (list: string) => {
+  const bounds = list.split(',').map((item) => {
+    const value = Number(item.trim());
+    if (item.trim() === '' || !Number.isFinite(value) || value <= 0)
+      throw new Error(`${JSON.stringify(item)} in ${JSON.stringify(list)} is no bucket bound`);
+    return value;
+  });
+  bounds.forEach((value, index) => {
+    if (index > 0 && value <= (bounds[index - 1] as number))
+      throw new Error(`${list}: bounds must ascend`);
+  });
+  return bounds;
+};
