@@ -23,6 +23,7 @@ import {
   podTemplates,
   type RenderedObject,
   renderChart,
+  renderFailure,
   scenarioFiles,
   scenarioName,
   stringValue,
@@ -452,4 +453,28 @@ test('the checks fire: an unknown kind, a schema error and a hard-coded name are
     installationProblems([unscoped], 'agency-7', 'field-ops', []).join(),
     /a cluster-scoped name must carry the namespace/,
   );
+});
+
+test("the backup CronJobs' time zone is kube-state-metrics' too: both from backup.timeZone", (t) => {
+  for (const zone of [undefined, 'Asia/Kolkata']) {
+    const objects = renderChart(zone ? { set: { 'backup.timeZone': zone } } : {});
+    const expected = zone ?? 'Etc/UTC';
+    const cronJobs = ofKind(objects, 'CronJob');
+    t.is(cronJobs.length, 2);
+    for (const cronJob of cronJobs) {
+      t.is((cronJob.spec as { timeZone?: string }).timeZone, expected, describe(cronJob));
+    }
+    const metrics = podTemplates(objects).find(
+      ({ owner }) =>
+        owner.kind === 'Deployment' && owner.metadata.name.endsWith('-kube-state-metrics'),
+    );
+    const env = metrics?.template.spec?.containers[0]?.env ?? [];
+    t.deepEqual(
+      env.filter(({ name }) => name === 'TZ').map(({ value }) => value),
+      [expected],
+    );
+  }
+  const refused = renderFailure({ set: { 'backup.timeZone': 'Mars Standard' } });
+  t.not(refused.status, 0);
+  t.regex(refused.stderr, /backup\/timeZone/);
 });

@@ -12,6 +12,7 @@ metadata:
     {{- include "secretid.labels" (dict "root" $root "component" "backup") | nindent 4 }}
 spec:
   schedule: {{ $job.schedule | quote }}
+  timeZone: {{ $root.Values.backup.timeZone | quote }}
   concurrencyPolicy: Forbid
   startingDeadlineSeconds: 3600
   successfulJobsHistoryLimit: 3

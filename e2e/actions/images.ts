@@ -266,9 +266,24 @@ export const localPathImage = staticProgramImage(
 );
 export const traefikImage = staticProgramImage('traefik', traefikFiles.binary, 65532);
 
+/**
+ * kube-state-metrics with the machine's time zone files, as its release image (distroless
+ * static) carries tzdata: the chart sets its TZ to backup.timeZone, which it loads from them.
+ */
+const zoneinfo = '/usr/share/zoneinfo';
+const kubeStateMetricsBase = staticProgramImage(
+  'kube-state-metrics',
+  () => goBinary('kubeStateMetrics'),
+  65534,
+);
 export const kubeStateMetricsImage: ImageDefinition = {
-  ...staticProgramImage('kube-state-metrics', () => goBinary('kubeStateMetrics'), 65534),
+  ...kubeStateMetricsBase,
   references: () => [chartImageReference('kubeStateMetrics')],
+  inputs: () => [...kubeStateMetricsBase.inputs(), folderDigest(zoneinfo)],
+  build: async (rootfs) => {
+    await kubeStateMetricsBase.build(rootfs);
+    cpSync(zoneinfo, join(rootfs, zoneinfo), { recursive: true, verbatimSymlinks: true });
+  },
 };
 /** A program from a trixie package on a bookworm root (its libc is new enough). */
 const debianProgramImage = (

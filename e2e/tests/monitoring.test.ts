@@ -257,6 +257,95 @@ test.serial("kube-state-metrics reports the chart's workloads (cluster)", (t) =>
   );
 });
 
+/** Whether a Unix time, read in `timeZone`, is a time a five-field cron schedule names. */
+const onSchedule = (seconds: number, schedule: string, timeZone: string) => {
+  const parts = Object.fromEntries(
+    new Intl.DateTimeFormat('en-US', {
+      timeZone,
+      hourCycle: 'h23',
+      minute: 'numeric',
+      hour: 'numeric',
+      day: 'numeric',
+      month: 'numeric',
+      weekday: 'short',
+    })
+      .formatToParts(new Date(seconds * 1000))
+      .map(({ type, value }) => [type, value]),
+  );
+  const weekday = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat'].indexOf(parts.weekday ?? '');
+  const actual = [parts.minute, parts.hour, parts.day, parts.month, weekday].map(Number);
+  return schedule
+    .split(/\s+/)
+    .every((field, index) => field === '*' || Number(field) === actual[index]);
+};
+
+test.serial(
+  "backup.timeZone: kube-state-metrics' next run of each backup CronJob is the schedule's time in that zone, as the controller runs it (cluster)",
+  async (t) => {
+    const backup = chartValues().backup as Record<string, string>;
+    const schedules = {
+      [`${release}-backup`]: backup.dumpSchedule as string,
+      [`${release}-basebackup`]: backup.baseBackupSchedule as string,
+    };
+    const setZone = (zone: string) =>
+      helm([
+        'upgrade',
+        release,
+        chartDirectory,
+        '-n',
+        namespace,
+        '--reuse-values',
+        '--set',
+        `backup.timeZone=${zone}`,
+        '--wait',
+        '--timeout',
+        '5m',
+      ]);
+    // Kolkata has no daylight saving time and a half-hour offset: no schedule's hour and
+    // minute are the same there and in UTC.
+    try {
+      for (const zone of [backup.timeZone as string, 'Asia/Kolkata']) {
+        if (zone !== backup.timeZone) setZone(zone);
+        for (const [cronJob, schedule] of Object.entries(schedules)) {
+          t.is(
+            kubectl([
+              '-n',
+              namespace,
+              'get',
+              'cronjob',
+              cronJob,
+              '-o',
+              'jsonpath={.spec.timeZone}',
+            ]),
+            zone,
+          );
+          const next = await eventually(
+            `kube_cronjob_next_schedule_time of ${cronJob} on "${schedule}" in ${zone}`,
+            () => {
+              const series = promQuery(
+                caFile,
+                `kube_cronjob_next_schedule_time{namespace="${namespace}", cronjob="${cronJob}"}`,
+              ).map((entry) => Number(entry.value[1]));
+              return (
+                series.length > 0 &&
+                series.every((seconds) => onSchedule(seconds, schedule, zone)) &&
+                series
+              );
+            },
+            180_000,
+          );
+          t.log(
+            `${cronJob} "${schedule}" in ${zone}: next ${new Date((next[0] as number) * 1000).toISOString()}`,
+          );
+        }
+      }
+      t.deepEqual(promQuery(caFile, 'ALERTS{alertname="BackupMissedSchedule"}'), []);
+    } finally {
+      setZone(backup.timeZone as string);
+    }
+  },
+);
+
 test.serial(
   "Traefik reports the end of the chart's edge certificate, which EdgeCertificateExpiresSoon watches (cluster)",
   (t) => {
