@@ -21,6 +21,7 @@ import test from 'ava';
 import {
   archiveCommand,
   type DataDirectoryServer,
+  giveToServerUser,
   mustSucceed,
   passwordHba,
   psqlUrl,
@@ -79,7 +80,7 @@ const switchAndWaitForArchive = async (server: TestPostgres, archive: string) =>
   return segment;
 };
 
-const runBaseBackup = (server: TestPostgres, backupDir: string, archive: string, keep = '2') =>
+const runBaseBackup = (server: { port: number }, backupDir: string, archive: string, keep = '2') =>
   runBackupScript(
     'base-backup.sh',
     [],
@@ -94,7 +95,7 @@ const runBaseBackup = (server: TestPostgres, backupDir: string, archive: string,
     },
     { asServerUser: true },
   );
-const baseBackup = (server: TestPostgres, backupDir: string, archive: string, keep = '2') =>
+const baseBackup = (server: { port: number }, backupDir: string, archive: string, keep = '2') =>
   mustSucceed(runBaseBackup(server, backupDir, archive, keep), 'base-backup.sh');
 const systemIdentifier = (server: TestPostgres) =>
   server.psql('SELECT system_identifier FROM pg_control_system()').trim();
@@ -465,6 +466,155 @@ test("a restore to 'latest' replays all WAL even when the base backup carries an
   const atLatest = await startRestored(restored, { archive_mode: 'off' });
   t.is(psqlUrl(atLatest.url(), "SELECT count(*) || ' ' || max(batch) FROM dossiers"), '200 2');
   atLatest.stop();
+});
+
+test('after a point-in-time recovery, a base backup the recovery abandoned neither counts in retention nor gets picked', async (t) => {
+  const { server, archive, backupDir } = await startArchivingServer();
+  server.psql('CREATE TABLE rows_by_batch (id int PRIMARY KEY, batch int NOT NULL)');
+  const insertBatch = (url: string, batch: number) =>
+    psqlUrl(
+      url,
+      `INSERT INTO rows_by_batch SELECT g, ${batch} FROM generate_series(${batch * 1000 + 1}, ${batch * 1000 + 100}) g`,
+    );
+  const batches = (url: string) =>
+    psqlUrl(
+      url,
+      "SELECT string_agg(batch || ':' || n, ',' ORDER BY batch) FROM (SELECT batch, count(*) n FROM rows_by_batch GROUP BY batch) b",
+    );
+  const name = (path: string) => path.split('/').pop() as string;
+  // Timeline 1: backup A, batch 2, the target, batch 3, then backup B after the target.
+  insertBatch(server.url(), 1);
+  const a = writtenBackup(baseBackup(server, backupDir, archive).stdout);
+  insertBatch(server.url(), 2);
+  await switchAndWaitForArchive(server, archive);
+  const target = serverTime(server);
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  insertBatch(server.url(), 3);
+  await switchAndWaitForArchive(server, archive);
+  const b = writtenBackup(baseBackup(server, backupDir, archive).stdout);
+  server.stop();
+
+  // The recovery: A rolled forward to the target, promoted on timeline 2, archiving on.
+  const recoveredDirectory = directory('secretid-restored-');
+  const recovery = mustSucceed(
+    restorePitr({
+      PGDATA: recoveredDirectory,
+      WAL_ARCHIVE_DIR: archive,
+      BACKUP_DIR: backupDir,
+      TARGET_TIME: target,
+    }),
+    'restore-pitr.sh to the target',
+  );
+  t.true(recovery.stdout.includes(`picked base backup ${a}`), recovery.stdout);
+  const recovered = await startRestored(recoveredDirectory, {
+    wal_level: 'replica',
+    archive_mode: 'on',
+  });
+  t.is(timeline(recovered), 2);
+  await waitFor('00000002.history in the archive', () =>
+    existsSync(join(archive, '00000002.history')),
+  );
+  t.is(batches(recovered.url()), '1:100,2:100');
+  insertBatch(recovered.url(), 5);
+  const recoveredServer = {
+    psql: (sqlText: string) => psqlUrl(recovered.url(), sqlText),
+  } as TestPostgres;
+  await switchAndWaitForArchive(recoveredServer, archive);
+  const onTimeline2 = psqlUrl(recovered.url(), 'SELECT clock_timestamp()');
+  await new Promise((resolve) => setTimeout(resolve, 1100));
+  // A commit after that moment, archived: recovery stops at the first commit past its target.
+  insertBatch(recovered.url(), 6);
+  await switchAndWaitForArchive(recoveredServer, archive);
+
+  // The first base backup of timeline 2, keeping 2: B (timeline 1, past the switch) does not
+  // count, so A stays; counted, B would have pushed A out.
+  const c = baseBackup(recovered, backupDir, archive);
+  const cPath = writtenBackup(c.stdout);
+  recovered.stop();
+  t.regex(
+    c.stdout,
+    new RegExp(
+      `base backup ${name(b)} does not count towards 2: it cannot be restored onto timeline 2 \\(it ended at [0-9A-F]+/[0-9A-F]+ on timeline 1, after timeline 2 left that timeline at [0-9A-F]+/[0-9A-F]+`,
+    ),
+  );
+  t.notRegex(c.stdout, /retention: deleted/);
+  t.regex(c.stdout, /retention: kept 3 base backups, 2 of them restorable onto timeline 2/);
+  t.deepEqual(readdirSync(join(backupDir, 'base')).sort(), [a, b, cPath].map(name).sort());
+
+  // Restores follow timeline 2: to a moment on it before C, B is skipped and A picked (B ended
+  // earlier but PostgreSQL cannot follow timeline 2 from it); B named is refused.
+  const toTimeline2 = directory('secretid-restored-');
+  const picked = mustSucceed(
+    restorePitr({
+      PGDATA: toTimeline2,
+      WAL_ARCHIVE_DIR: archive,
+      BACKUP_DIR: backupDir,
+      TARGET_TIME: onTimeline2,
+    }),
+    'restore-pitr.sh to a moment on timeline 2',
+  );
+  t.regex(
+    picked.stdout,
+    new RegExp(`skipping base backup ${name(b)}: recovery follows timeline 2`),
+  );
+  t.true(picked.stdout.includes(`picked base backup ${a}`), picked.stdout);
+  const atTimeline2 = await startRestored(toTimeline2, { archive_mode: 'off' });
+  t.is(batches(atTimeline2.url()), '1:100,2:100,5:100');
+  atTimeline2.stop();
+  const named = directory('secretid-restored-');
+  const refused = restorePitr({
+    PGDATA: named,
+    WAL_ARCHIVE_DIR: archive,
+    BASE_BACKUP: b,
+    TARGET_TIME: 'latest',
+  });
+  t.is(refused.status, 1, refused.output);
+  t.regex(
+    refused.stderr,
+    /cannot be restored onto timeline 2, the newest in .*PostgreSQL would not start from it/,
+  );
+  t.deepEqual(readdirSync(named), []);
+  // What the refusal spares: B unpacked by hand and set to follow the newest timeline, as
+  // the old pick would have prepared it; PostgreSQL will not start from it.
+  execFileSync('tar', ['-xzf', join(b, 'base.tar.gz'), '-C', named]);
+  writeFileSync(
+    join(named, 'postgresql.auto.conf'),
+    `restore_command = 'cp "${archive}/%f" "%p"'\nrecovery_target_timeline = 'latest'\n`,
+    { flag: 'a' },
+  );
+  writeFileSync(join(named, 'recovery.signal'), '');
+  giveToServerUser(named);
+  const failedStart = await startDataDirectory(named, {
+    password,
+    settings: { archive_mode: 'off' },
+    startTimeoutSeconds: 30,
+  }).then(
+    (started) => {
+      started.stop();
+      return 'started';
+    },
+    (error: Error) => error.message,
+  );
+  // PostgreSQL 15 reads B's checkpoint position on timeline 2, where other WAL lies.
+  t.regex(
+    failedStart,
+    /FATAL: +(could not locate required checkpoint record|requested timeline 2 is not a child of this server's history)/,
+  );
+
+  // Two more runs of timeline 2 (keeping 2): A and then B rotate out, never C's successors.
+  const restarted = await startDataDirectory(recoveredDirectory, {
+    password,
+    settings: { wal_level: 'replica', archive_mode: 'on' },
+  });
+  cleanups.push(() => restarted.stop());
+  const d = baseBackup(restarted, backupDir, archive);
+  t.regex(d.stdout, new RegExp(`retention: deleted base backup ${name(a)}`));
+  t.regex(d.stdout, new RegExp(`retention: deleted base backup ${name(b)}`));
+  restarted.stop();
+  t.deepEqual(readdirSync(join(backupDir, 'base')).sort(), [
+    name(cPath),
+    name(writtenBackup(d.stdout)),
+  ]);
 });
 
 test('a re-initialised data directory never rotates out the base backups of the real cluster', async (t) => {

@@ -13,9 +13,11 @@
 # unpacking it into a scratch directory and running pg_verifybackup (--no-parse-wal) on that
 # against the manifest (VERIFY_BASE_BACKUP=false skips this; restore-pitr.sh verifies again).
 #
-# Retention: keeps the newest KEEP_BASE_BACKUPS backups, then removes from the WAL archive
-# every segment older than the oldest START_WAL of the kept backups (pg_archivecleanup), so
-# each kept backup can still be rolled forward to the newest archived WAL.
+# Retention: keeps the newest KEEP_BASE_BACKUPS backups that can be restored onto the server's
+# current timeline (after a point-in-time recovery, one taken on the old timeline after the
+# recovery's end cannot, and does not count), then removes from the WAL archive every segment
+# older than the oldest START_WAL of the kept backups (pg_archivecleanup), so each kept backup
+# can still be rolled forward to the newest archived WAL.
 #
 # One database system per backup volume: every backup records the server's system identifier
 # (backup_info SYSTEM_IDENTIFIER), and before anything is written the script refuses (status 1,
@@ -196,15 +198,34 @@ bytes=$(du -sb "$final" | cut -f1)
 log "wrote $final: $bytes bytes ($(numfmt --to=iec "$bytes")) in $(($(now_ms) - started_ms)) ms; restorable to any time after $end_time"
 
 # Retention of base backups (all of this database system, checked above): exact timestamp
-# names only, newest first.
+# names only, newest first. Only backups a restore can bring back onto this server's history
+# count towards KEEP_BASE_BACKUPS: after a point-in-time recovery, a backup taken on the old
+# timeline after the recovery's end can no longer be restored here, and counting it would
+# delete the older backup that can. Such a backup is kept while it is newer than the oldest
+# counted one (it still holds the abandoned history), then deleted with it.
 mapfile -t all < <(existing_backups)
-for old in "${all[@]:keep}"; do
-  rm -rf "${base:?}/$old"
-  log "retention: deleted base backup $old"
+history_file="$WAL_ARCHIVE_DIR/$(printf '%08X' "$timeline").history"
+if [ "$timeline" -gt 1 ] && ! [ -f "$history_file" ]; then
+  log "WARNING: $history_file is not in the archive: cannot tell which base backups are on timeline $timeline's history, counting them all"
+fi
+kept=()
+counted=0
+for backup in "${all[@]}"; do
+  if [ "$counted" -ge "$keep" ]; then
+    rm -rf "${base:?}/$backup"
+    log "retention: deleted base backup $backup"
+    continue
+  fi
+  kept+=("$backup")
+  off_history=$(backup_off_history "$WAL_ARCHIVE_DIR" "$timeline" "$base/$backup")
+  if [ -n "$off_history" ]; then
+    log "retention: base backup $backup does not count towards $keep: it cannot be restored onto timeline $timeline ($off_history); kept while newer than the oldest that counts"
+  else
+    counted=$((counted + 1))
+  fi
 done
-kept=("${all[@]:0:keep}")
 find "$base" -mindepth 1 -maxdepth 1 -name '.*.partial' -mmin +1440 -exec rm -rf {} +
-log "retention: kept ${#kept[@]} of at most $keep base backups: ${kept[*]}"
+log "retention: kept ${#kept[@]} base backups, $counted of them restorable onto timeline $timeline (at most $keep count): ${kept[*]}"
 
 # WAL retention: nothing older than the earliest START_WAL among the kept backups. Compare
 # segment positions without the timeline (the first 8 hex digits), as pg_archivecleanup does:

@@ -11,11 +11,14 @@
 #   TARGET_TIME      e.g. 2024-05-01T12:34:56Z or '2024-05-01 14:34:56.123+02'; without a
 #                    zone it means UTC. 'latest' replays all archived WAL instead.
 #   BASE_BACKUP      a base backup directory (<BACKUP_DIR>/base/<timestamp>), or else
-#   BACKUP_DIR       to pick the newest base backup that ended before TARGET_TIME and belongs
-#                    to the database system whose WAL the archive holds (never another one).
+#   BACKUP_DIR       to pick the newest base backup that ended before TARGET_TIME, belongs
+#                    to the database system whose WAL the archive holds (never another one)
+#                    and lies on the history of the archive's newest timeline (after an
+#                    earlier point-in-time recovery, not one that recovery abandoned).
 # Refuses (status 1, PGDATA untouched) when PGDATA is not empty, the target lies before the
-# end of the base backup, the backup's first WAL segment is not in the archive, or the backup
-# and that segment belong to different database systems (system identifiers).
+# end of the base backup, the backup's first WAL segment is not in the archive, the backup
+# and that segment belong to different database systems (system identifiers), or the backup
+# is not on the history of the archive's newest timeline (PostgreSQL would refuse it).
 # Run it as the user PostgreSQL runs as (uid 999 in the official image); run as root, it gives
 # the restored files to the owner of PGDATA, which must then exist and not belong to root.
 # Exit status: 0 prepared, 1 refused or failed, 2 bad configuration.
@@ -59,6 +62,7 @@ fi
 
 backup_end() { sed -n 's/^END_TIME=//p' "$1/backup_info" 2>/dev/null; }
 archive_system=$(archive_system_identifier "$WAL_ARCHIVE_DIR")
+archive_timeline=$(archive_timeline "$WAL_ARCHIVE_DIR")
 if [ -n "${BASE_BACKUP:-}" ]; then
   backup="${BASE_BACKUP%/}"
 else
@@ -71,6 +75,11 @@ else
     candidate_system=$(backup_system_identifier "$BACKUP_DIR/base/$candidate")
     if [ "$candidate_system" != "$archive_system" ]; then
       log "skipping base backup $candidate: it belongs to database system ${candidate_system:-unknown}, the WAL archive to $archive_system"
+      continue
+    fi
+    off_history=$(backup_off_history "$WAL_ARCHIVE_DIR" "$archive_timeline" "$BACKUP_DIR/base/$candidate")
+    if [ -n "$off_history" ]; then
+      log "skipping base backup $candidate: recovery follows timeline $archive_timeline, and $off_history"
       continue
     fi
     if [ -z "$target_us" ] || [ "$(micros "$end")" -le "$target_us" ]; then
@@ -92,6 +101,9 @@ backup_system=$(backup_system_identifier "$backup")
 segment_system=$(segment_system_identifier "$WAL_ARCHIVE_DIR/$start_wal")
 [ "$segment_system" = "$backup_system" ] ||
   die "base backup $backup is of database system $backup_system, but $start_wal in the WAL archive $WAL_ARCHIVE_DIR is of database system ${segment_system:-unknown}: that WAL cannot be replayed on this backup. Use the archive this backup was taken with; nothing was changed"
+off_history=$(backup_off_history "$WAL_ARCHIVE_DIR" "$archive_timeline" "$backup")
+[ -z "$off_history" ] ||
+  die "base backup $backup cannot be restored onto timeline $archive_timeline, the newest in $WAL_ARCHIVE_DIR, which recovery follows: $off_history. PostgreSQL would not start from it (\"could not locate required checkpoint record\"); pick a backup of that history (BACKUP_DIR picks one); nothing was changed"
 end_time=$(backup_end "$backup")
 if [ -z "$end_time" ]; then
   log "WARNING: $backup/backup_info has no END_TIME; cannot check that the target lies after the backup"
