@@ -5,7 +5,7 @@
  * existing database; refuse corrupted and truncated dumps without touching the target;
  * retention; configuration errors; no partial file after a failed dump.
  */
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import {
   copyFileSync,
   mkdirSync,
@@ -20,12 +20,15 @@ import { basename, join } from 'node:path';
 import test from 'ava';
 import {
   giveToServerUser,
+  holdTableLock,
   mustSucceed,
   passwordHba,
   psqlUrl,
   runBackupScript,
   serverOwnedDirectory,
+  startBackupScript,
   tableChecksums,
+  waitFor,
 } from './helpers/backup.ts';
 import { createNamesDatabase } from './helpers/names-database.ts';
 import { startPostgres, type TestPostgres } from './helpers/postgres.ts';
@@ -39,7 +42,7 @@ const temporaryDirectory = () => {
   scratch.push(path);
   return path;
 };
-const clones = ['roundtrip', 'existing', 'corrupt', 'retention', 'noowner'] as const;
+const clones = ['roundtrip', 'existing', 'corrupt', 'retention', 'noowner', 'interrupted'] as const;
 
 test.before(async () => {
   server = await startPostgres({ superuserPassword: password, hbaFile: passwordHba });
@@ -345,6 +348,51 @@ test('a failed dump exits non-zero and leaves no file behind', (t) => {
   t.is(refused.status, 1, refused.output);
   t.regex(refused.stderr, /password authentication failed|pg_dump of roundtrip failed/);
   t.deepEqual(dumpsIn(backupDir), []);
+});
+
+test('TERM while pg_dump waits on a lock stops pg_dump at once: exit 143, no partial file, within the grace period', async (t) => {
+  const backupDir = temporaryDirectory();
+  const lock = await holdTableLock(server.url('interrupted'), 'agent_assignments');
+  const waitingDumps = () =>
+    psqlUrl(
+      server.url(),
+      "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_dump' AND datname = 'interrupted' AND wait_event_type = 'Lock'",
+    );
+  try {
+    const script = startBackupScript('backup-dump.sh', [], {
+      ...connection(),
+      DATABASE: 'interrupted',
+      BACKUP_DIR: backupDir,
+    });
+    await waitFor('pg_dump waiting on the lock', () => waitingDumps() === '1', 30_000);
+    t.true(
+      readdirSync(join(backupDir, 'dumps')).some((file) => file.endsWith('.partial')),
+      'pg_dump has begun its file',
+    );
+    // As the kubelet signals a container's PID 1: bash alone. Kubernetes' default grace
+    // period is 30 s; the lock is held for 300 s, so only a stopped pg_dump lets it exit.
+    const signalled = performance.now();
+    script.signal('SIGTERM');
+    const outcome = await Promise.race([
+      script.result,
+      new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 30_000)),
+    ]);
+    t.not(
+      outcome,
+      'still running',
+      `backup-dump.sh outlived the grace period:\n${script.output()}`,
+    );
+    if (outcome === 'still running') return;
+    t.is(outcome.status, 143, outcome.output);
+    t.regex(outcome.stderr, /received SIGTERM; stopping the running step \(pid \d+\)/);
+    t.regex(outcome.stderr, /no dump was written/);
+    t.deepEqual(dumpsIn(backupDir), [], 'no partial file or checksum left');
+    t.log(`exited ${Math.round(performance.now() - signalled)} ms after SIGTERM, pg_dump stopped`);
+    const leftover = spawnSync('pgrep', ['-f', `--file=${backupDir}/`], { encoding: 'utf8' });
+    t.is(leftover.stdout.trim(), '', 'no pg_dump left running');
+  } finally {
+    await lock.release();
+  }
 });
 
 test('configuration errors name what is missing', (t) => {

@@ -27,6 +27,7 @@ import {
   psqlUrl,
   runBackupScript,
   serverOwnedDirectory,
+  startBackupScript,
   startDataDirectory,
   tableChecksums,
   waitFor,
@@ -745,6 +746,54 @@ test('a re-initialised data directory never rotates out the base backups of the 
     ),
   );
   t.deepEqual(readdirSync(wrongArchive), []);
+});
+
+test('TERM while pg_basebackup waits for WAL archiving stops it at once: exit 143, no partial backup', async (t) => {
+  const { server, archive, backupDir } = await startArchivingServer();
+  // Archiving fails from now on, so the end of the backup waits for it (as on a full or
+  // unmounted archive volume) and pg_basebackup does not return.
+  server.psql("ALTER SYSTEM SET archive_command = 'false'");
+  server.psql('SELECT pg_reload_conf()');
+  const script = startBackupScript('base-backup.sh', [], {
+    PGHOST: '127.0.0.1',
+    PGPORT: String(server.port),
+    PGUSER: 'postgres',
+    PGPASSWORD: password,
+    BACKUP_DIR: backupDir,
+    WAL_ARCHIVE_DIR: archive,
+  });
+  await waitFor(
+    'pg_basebackup waiting for WAL archiving',
+    () =>
+      server
+        .psql(
+          "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'pg_basebackup' AND wait_event = 'BackupWaitWalArchive'",
+        )
+        .trim() === '1',
+    60_000,
+  ).catch((error) => {
+    throw new Error(`${error}\n${script.output()}`);
+  });
+  t.true(
+    readdirSync(join(backupDir, 'base')).some((name) => name.endsWith('.partial')),
+    'pg_basebackup has begun its directory',
+  );
+  const signalled = performance.now();
+  script.signal('SIGTERM');
+  const outcome = await Promise.race([
+    script.result,
+    new Promise<'still running'>((resolve) => setTimeout(() => resolve('still running'), 30_000)),
+  ]);
+  if (outcome === 'still running') {
+    script.signal('SIGKILL');
+    t.fail(`base-backup.sh outlived the grace period:\n${script.output()}`);
+    return;
+  }
+  t.is(outcome.status, 143, outcome.output);
+  t.regex(outcome.stderr, /received SIGTERM; stopping the running step \(pid \d+\)/);
+  t.regex(outcome.stderr, /no base backup was written/);
+  t.deepEqual(readdirSync(join(backupDir, 'base')), [], 'no partial backup left');
+  t.log(`exited ${Math.round(performance.now() - signalled)} ms after SIGTERM`);
 });
 
 test('base-backup.sh refuses a server without WAL archiving and bad configuration', async (t) => {

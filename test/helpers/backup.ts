@@ -1,4 +1,4 @@
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { chmodSync, chownSync, copyFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -48,17 +48,19 @@ export interface ScriptResult {
   milliseconds: number;
 }
 
-/**
- * Runs one of the backup scripts with bash and only the given environment (plus a PATH with
- * the PostgreSQL 15 binaries first), as the current user or, with `asServerUser`, as the
- * `postgres` OS user like the chart's containers (uid 999).
- */
-export const runBackupScript = (
+type ScriptEnvironment = Record<string, string | undefined>;
+interface ScriptOptions {
+  asServerUser?: boolean;
+  timeoutMs?: number;
+}
+
+/** The program and arguments that run a backup script, and the environment it gets. */
+const scriptCommand = (
   name: string,
   args: string[],
-  env: Record<string, string | undefined>,
-  options: { asServerUser?: boolean; timeoutMs?: number } = {},
-): ScriptResult => {
+  env: ScriptEnvironment,
+  options: ScriptOptions,
+) => {
   const environment: Record<string, string> = { PATH: `${postgresBin}:${process.env.PATH}` };
   for (const [key, value] of Object.entries(env)) if (value !== undefined) environment[key] = value;
   const command = ['bash', backupScript(name), ...args];
@@ -77,6 +79,21 @@ export const runBackupScript = (
           ],
         ]
       : [command[0] as string, command.slice(1)];
+  return { file: file as string, argv: argv as string[], environment };
+};
+
+/**
+ * Runs one of the backup scripts with bash and only the given environment (plus a PATH with
+ * the PostgreSQL 15 binaries first), as the current user or, with `asServerUser`, as the
+ * `postgres` OS user like the chart's containers (uid 999).
+ */
+export const runBackupScript = (
+  name: string,
+  args: string[],
+  env: ScriptEnvironment,
+  options: ScriptOptions = {},
+): ScriptResult => {
+  const { file, argv, environment } = scriptCommand(name, args, env, options);
   const started = performance.now();
   const result = spawnSync(file, argv, {
     encoding: 'utf8',
@@ -91,6 +108,51 @@ export const runBackupScript = (
     stderr: result.stderr,
     output: `${result.stdout}\n${result.stderr}`,
     milliseconds,
+  };
+};
+
+/**
+ * Starts a backup script as the current user (bash is the process, as the container's PID 1
+ * is), for a test that signals it while it runs: `signal` reaches bash alone, as the
+ * kubelet's does, not its children; `result` settles when it exits (killed after
+ * `timeoutMs`, default 60 s).
+ */
+export const startBackupScript = (
+  name: string,
+  args: string[],
+  env: ScriptEnvironment,
+  options: { timeoutMs?: number } = {},
+) => {
+  const { file, argv, environment } = scriptCommand(name, args, env, {});
+  const child = spawn(file, argv, { env: environment, cwd: tmpdir() });
+  let stdout = '';
+  let stderr = '';
+  child.stdout.setEncoding('utf8').on('data', (chunk: string) => {
+    stdout += chunk;
+  });
+  child.stderr.setEncoding('utf8').on('data', (chunk: string) => {
+    stderr += chunk;
+  });
+  const started = performance.now();
+  const timer = setTimeout(() => child.kill('SIGKILL'), options.timeoutMs ?? 60_000);
+  const result = new Promise<ScriptResult & { signal: NodeJS.Signals | null }>((resolve) => {
+    child.on('close', (status, signal) => {
+      clearTimeout(timer);
+      resolve({
+        status,
+        signal,
+        stdout,
+        stderr,
+        output: `${stdout}\n${stderr}`,
+        milliseconds: performance.now() - started,
+      });
+    });
+  });
+  return {
+    pid: child.pid as number,
+    output: () => `${stdout}\n${stderr}`,
+    signal: (signal: NodeJS.Signals) => child.kill(signal),
+    result,
   };
 };
 
@@ -116,6 +178,43 @@ export const psqlUrl = (url: string, sqlText: string) =>
   execFileSync('psql', ['-X', '-q', '-At', '-v', 'ON_ERROR_STOP=1', url, '-c', sqlText], {
     encoding: 'utf8',
   }).trim();
+
+/**
+ * Holds an ACCESS EXCLUSIVE lock on `table` in a session of its own until `release` ends that
+ * session (pg_terminate_backend): what a long migration does to pg_dump, which then waits.
+ */
+export const holdTableLock = async (url: string, table: string) => {
+  const name = `secretid-lock-holder-${process.pid}-${Date.now()}`;
+  const holder = spawn(
+    'psql',
+    [
+      '-X',
+      '-q',
+      url,
+      '-c',
+      `BEGIN; LOCK TABLE ${table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(300);`,
+    ],
+    { env: { ...process.env, PGAPPNAME: name }, stdio: 'ignore' },
+  );
+  const closed = new Promise((resolve) => holder.on('close', resolve));
+  await waitFor(
+    'the lock holder',
+    () =>
+      psqlUrl(
+        url,
+        `SELECT count(*) FROM pg_locks l JOIN pg_stat_activity a USING (pid) WHERE a.application_name = '${name}' AND l.mode = 'AccessExclusiveLock' AND l.granted`,
+      ) !== '0',
+  );
+  return {
+    release: async () => {
+      psqlUrl(
+        url,
+        `SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = '${name}'`,
+      );
+      await closed;
+    },
+  };
+};
 
 /**
  * Row count and an md5 over every row's text form, for every table in schema public: equal

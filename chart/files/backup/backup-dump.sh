@@ -9,7 +9,8 @@
 # Environment: PGHOST, PGPORT (default 5432), PGUSER, PGPASSWORD (or PGPASSFILE), DATABASE,
 # BACKUP_DIR (must exist: a missing volume is an error, not a directory to create),
 # KEEP_DUMPS (default 7), WAIT_SECONDS (default 60, how long to wait for the server).
-# Exit status: 0 done, 1 failed (nothing partial left behind), 2 bad configuration.
+# Exit status: 0 done, 1 failed (nothing partial left behind), 2 bad configuration, 143 (130)
+# stopped by TERM (INT): the running step is stopped and nothing partial left behind.
 set -euo pipefail
 
 log() { echo "backup-dump: $*"; }
@@ -65,7 +66,8 @@ cleanup() {
   exit "$status"
 }
 trap cleanup EXIT
-trap 'exit 1' INT TERM
+# shellcheck source-path=SCRIPTDIR source=signals.sh
+source "$(dirname "${BASH_SOURCE[0]}")/signals.sh"
 
 log "waiting up to ${wait_seconds}s for PostgreSQL at ${PGHOST}:${PGPORT:-5432}"
 deadline=$((SECONDS + wait_seconds))
@@ -76,7 +78,7 @@ done
 
 log "dumping database $DATABASE from ${PGHOST}:${PGPORT:-5432} as $PGUSER to $final"
 # --create records the database's owner and settings, so a restore can recreate it as it was.
-pg_dump --format=custom --compress=6 --create --dbname="$DATABASE" --file="$partial" ||
+run_step pg_dump --format=custom --compress=6 --create --dbname="$DATABASE" --file="$partial" ||
   die "pg_dump of $DATABASE failed (see its message above)"
 dumped_ms=$(now_ms)
 log "pg_dump finished in $((dumped_ms - started_ms)) ms; checking the archive's table of contents"

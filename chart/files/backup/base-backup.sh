@@ -29,7 +29,8 @@
 # PGPASSWORD (or PGPASSFILE), BACKUP_DIR, WAL_ARCHIVE_DIR (both must exist),
 # KEEP_BASE_BACKUPS (default 2), VERIFY_BASE_BACKUP (default true), WAIT_SECONDS (default 60).
 # The server needs archive_mode=on and a pg_hba.conf line for "replication" connections.
-# Exit status: 0 done, 1 failed (no partial backup left behind), 2 bad configuration.
+# Exit status: 0 done, 1 failed (no partial backup left behind), 2 bad configuration, 143 (130)
+# stopped by TERM (INT): the running step is stopped and no partial backup left behind.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=system-identifier.sh
 source "$(dirname "${BASH_SOURCE[0]}")/system-identifier.sh"
@@ -89,7 +90,8 @@ cleanup() {
   exit "$status"
 }
 trap cleanup EXIT
-trap 'exit 1' INT TERM
+# shellcheck source-path=SCRIPTDIR source=signals.sh
+source "$(dirname "${BASH_SOURCE[0]}")/signals.sh"
 
 log "waiting up to ${wait_seconds}s for PostgreSQL at ${PGHOST}:${PGPORT:-5432}"
 deadline=$((SECONDS + wait_seconds))
@@ -123,7 +125,7 @@ done < <(existing_backups)
 log "database system $system; the WAL archive and ${base} hold only backups of it"
 
 log "base backup of ${PGHOST}:${PGPORT:-5432} as $PGUSER into $final (label '$label')"
-pg_basebackup --pgdata="$partial" --format=tar --gzip --wal-method=none --checkpoint=fast \
+run_step pg_basebackup --pgdata="$partial" --format=tar --gzip --wal-method=none --checkpoint=fast \
   --label="$label" --manifest-checksums=SHA256 --verbose ||
   die "pg_basebackup failed (see its messages above)"
 # Taken after pg_basebackup returned, so no earlier than the end of the backup: a recovery
@@ -168,8 +170,8 @@ log "needs WAL from $start_wal (start $start_lsn) to $stop_wal (end $end_lsn) on
 if [ "$verify" = true ]; then
   scratch="$partial/.verify"
   mkdir -p "$scratch"
-  tar -xzf "$partial/base.tar.gz" -C "$scratch" || die "cannot unpack base.tar.gz to verify it"
-  "$verifier" --no-parse-wal --manifest-path="$partial/backup_manifest" "$scratch" ||
+  run_step tar -xzf "$partial/base.tar.gz" -C "$scratch" || die "cannot unpack base.tar.gz to verify it"
+  run_step "$verifier" --no-parse-wal --manifest-path="$partial/backup_manifest" "$scratch" ||
     die "pg_verifybackup found the unpacked backup does not match its manifest"
   rm -rf "$scratch"
   log "verified: every file of base.tar.gz matches its SHA256 in backup_manifest"

@@ -21,7 +21,8 @@
 # is not on the history of the archive's newest timeline (PostgreSQL would refuse it).
 # Run it as the user PostgreSQL runs as (uid 999 in the official image); run as root, it gives
 # the restored files to the owner of PGDATA, which must then exist and not belong to root.
-# Exit status: 0 prepared, 1 refused or failed, 2 bad configuration.
+# Exit status: 0 prepared, 1 refused or failed, 2 bad configuration, 143 (130) stopped by
+# TERM (INT); PGDATA is emptied again on every failure.
 set -euo pipefail
 # shellcheck source-path=SCRIPTDIR source=system-identifier.sh
 source "$(dirname "${BASH_SOURCE[0]}")/system-identifier.sh"
@@ -137,15 +138,16 @@ cleanup() {
   exit "$status"
 }
 trap cleanup EXIT
-trap 'exit 1' INT TERM
+# shellcheck source-path=SCRIPTDIR source=signals.sh
+source "$(dirname "${BASH_SOURCE[0]}")/signals.sh"
 
 log "unpacking $backup/base.tar.gz into $PGDATA"
-tar -xzf "$backup/base.tar.gz" -C "$PGDATA" || die "unpacking base.tar.gz failed: the backup is damaged"
+run_step tar -xzf "$backup/base.tar.gz" -C "$PGDATA" || die "unpacking base.tar.gz failed: the backup is damaged"
 if [ -f "$backup/pg_wal.tar.gz" ]; then
   mkdir -p "$PGDATA/pg_wal"
   tar -xzf "$backup/pg_wal.tar.gz" -C "$PGDATA/pg_wal" || die "unpacking pg_wal.tar.gz failed"
 fi
-"$verifier" --no-parse-wal --manifest-path="$backup/backup_manifest" "$PGDATA" ||
+run_step "$verifier" --no-parse-wal --manifest-path="$backup/backup_manifest" "$PGDATA" ||
   die "the unpacked backup does not match backup_manifest: the backup is damaged"
 log "verified every file against backup_manifest (SHA256)"
 
