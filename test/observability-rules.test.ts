@@ -4,10 +4,10 @@
  * accounted for: by a real scrape of the functions' bundles, or by the exporter that documents it.
  */
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import test from 'ava';
-import { parse } from 'yaml';
+import { parse, stringify } from 'yaml';
 import { durationBuckets } from '../functions/lib/src/metrics.ts';
 import { bundles } from '../scripts/build.ts';
 import { spawnFunction, waitUntilReady } from '../scripts/processes.ts';
@@ -17,6 +17,7 @@ import {
   allPanels,
   chartDirectory,
   exposedMetricNames,
+  expressionUnit,
   loadDashboard,
   loadRules,
   loadTestValues,
@@ -30,6 +31,7 @@ import {
   renderRules,
   ruleSources,
   seconds,
+  targetUnit,
   variableExpression,
 } from './helpers/promtool.ts';
 
@@ -228,6 +230,90 @@ test(`the dashboard is a schemaVersion 39 dashboard on a \${datasource} Promethe
       t.truthy(target.refId, `${panel.title}: refId`);
     }
   }
+});
+
+test("each query of the dashboard is shown in its values' unit (a second unit gets its own axis)", (t) => {
+  let checked = 0;
+  for (const panel of allPanels(dashboard.panels)) {
+    const units = new Set<string>();
+    for (const target of panel.targets ?? []) {
+      const shown = targetUnit(panel, target.refId);
+      units.add(shown ?? '');
+      const unit = expressionUnit(target.expr ?? '');
+      if (unit === undefined) continue;
+      checked += 1;
+      t.is(shown, unit, `${panel.title} ${target.refId}: ${target.expr}`);
+    }
+    if (panel.type === 'timeseries' && units.size > 1) {
+      // Grafana draws one axis per unit, and only where a series is put on another side.
+      const right = (panel.fieldConfig?.overrides ?? []).filter(({ properties }) =>
+        properties.some(({ id, value }) => id === 'custom.axisPlacement' && value === 'right'),
+      );
+      t.true(right.length > 0, `${panel.title}: ${[...units].join(', ')} on one axis`);
+    }
+  }
+  t.true(checked > 60, `${checked} queries with a unit in their names`);
+});
+
+const statPanels = allPanels(dashboard.panels).filter((panel) => panel.type === 'stat');
+/** Grafana colours a stat whose value is missing or NaN with its first threshold step, unless a value mapping says otherwise. */
+const specialMapping = (panel: (typeof statPanels)[number], match: 'null' | 'nan') =>
+  panel.fieldConfig?.defaults?.mappings?.find(
+    (mapping) =>
+      mapping.type === 'special' &&
+      (mapping.options.match === match || mapping.options.match === 'null+nan'),
+  )?.options.result;
+
+test('no stat tile shows a healthy colour when its series are missing, nor when a ratio has no requests', (t) => {
+  t.true(statPanels.length >= 10);
+  for (const panel of statPanels) {
+    const missing = specialMapping(panel, 'null');
+    t.truthy(missing?.text, `${panel.title}: no text for a missing series`);
+    t.truthy(missing?.color, `${panel.title}: no colour for a missing series`);
+    t.notRegex(missing?.color ?? 'green', /green/, `${panel.title}: missing reads healthy`);
+    const expr = panel.targets?.map((target) => target.expr).join(' ') ?? '';
+    if (/ratio|burn_rate/.test(expr)) {
+      const nan = specialMapping(panel, 'nan');
+      t.truthy(nan?.text, `${panel.title}: no text for NaN`);
+      t.notRegex(nan?.color ?? 'green', /green/, `${panel.title}: NaN reads healthy`);
+    }
+  }
+});
+
+/** Recordings of constants (the objectives): they have no source to lose. */
+const constants = new Set(
+  rules.flatMap((rule) =>
+    rule.record && metricNamesIn(rule.expr).size === 0 ? [rule.record] : [],
+  ),
+);
+const readsOnlyConstants = (expr: string) =>
+  [...metricNamesIn(expr)].every((name) => constants.has(name));
+
+test("stat tiles' queries return nothing when their sources are gone, so Grafana shows the missing-series mapping (promtool)", async (t) => {
+  // Only an unrelated series: no exporter, Traefik, kube-state-metrics or function was scraped.
+  // A query padded with "or vector(1)" would make a missing source read as healthy.
+  const file = join(workspace.directory, 'tests', 'dashboard-stat-tiles.yml');
+  writeFileSync(
+    file,
+    stringify({
+      rule_files: workspace.ruleFiles.map((path) => `../rules/${path.split('/').at(-1)}`),
+      evaluation_interval: '30s',
+      tests: [
+        {
+          interval: '30s',
+          input_series: [{ series: 'unrelated_metric{job="elsewhere"}', values: '1x40' }],
+          promql_expr_test: statPanels.flatMap((panel) =>
+            (panel.targets ?? [])
+              .filter((target) => !readsOnlyConstants(target.expr ?? ''))
+              .map((target) => ({ expr: target.expr, eval_time: '15m', exp_samples: [] })),
+          ),
+        },
+      ],
+    }),
+  );
+  const result = await promtool(['test', 'rules', file]);
+  t.is(result.status, 0, result.output);
+  t.regex(result.output, /SUCCESS/);
 });
 
 test('the functions export every function metric of the inventory', async (t) => {

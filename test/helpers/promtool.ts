@@ -430,7 +430,49 @@ export interface Panel {
   datasource?: { type?: string; uid?: string };
   targets?: { expr?: string; refId?: string; legendFormat?: string }[];
   panels?: Panel[];
+  fieldConfig?: {
+    defaults?: {
+      unit?: string;
+      thresholds?: { steps: { color: string; value: number | null }[] };
+      mappings?: {
+        type: string;
+        options: { match?: string; result: { text?: string; color?: string } };
+      }[];
+    };
+    overrides?: {
+      matcher: { id: string; options: string };
+      properties: { id: string; value: unknown }[];
+    }[];
+  };
 }
+
+/** The unit a panel shows a query's values in: its override by query (refId), else the panel's. */
+export const targetUnit = (panel: Panel, refId: string | undefined) => {
+  const override = panel.fieldConfig?.overrides?.find(
+    ({ matcher }) => matcher.id === 'byFrameRefID' && matcher.options === refId,
+  );
+  const unit = override?.properties.find(({ id }) => id === 'unit')?.value;
+  return typeof unit === 'string' ? unit : panel.fieldConfig?.defaults?.unit;
+};
+
+/**
+ * The unit a query's values are in, read from the names of what it selects (the conventions of
+ * Prometheus's metric names and of the rules' recordings), or undefined when the names do not
+ * say: a burn rate is a plain factor, a ratio a share, _bytes bytes, _seconds (not CPU seconds
+ * or a counter of them) seconds, a rate of requests requests per second, another rate counts
+ * per second, a counter read raw a count.
+ */
+export const expressionUnit = (expr: string) => {
+  if (/burn_rate/.test(expr)) return 'none';
+  if (/[:_]ratio(_|\b)/.test(expr)) return 'percentunit';
+  if (/_bytes\b|_bytes:/.test(expr)) return 'bytes';
+  if (/cpu_seconds/.test(expr)) return 'none';
+  if (/seconds/.test(expr) && !/_total\b/.test(expr)) return 's';
+  if (/requests/.test(expr) && /rate/.test(expr)) return 'reqps';
+  if (/:rate5m\b/.test(expr)) return 'cps';
+  if (/_count\b/.test(expr) && !/\b(rate|increase)\(/.test(expr)) return 'short';
+  return undefined;
+};
 
 export interface Dashboard {
   schemaVersion: number;
