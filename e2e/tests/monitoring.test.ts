@@ -229,6 +229,29 @@ test.serial(
   },
 );
 
+test.serial(
+  "Prometheus reports its TSDB's size and the chart's retention size, which its storage alerts compare (cluster)",
+  (t) => {
+    const used = promQuery(caFile, 'instance:prometheus_tsdb_storage:bytes{job="prometheus"}');
+    t.is(used.length, 1, JSON.stringify(used));
+    t.true(Number(used[0]?.value[1]) > 0, JSON.stringify(used));
+    const limit = promQuery(caFile, 'prometheus_tsdb_retention_limit_bytes{job="prometheus"}');
+    // prometheus.retentionSize ("8GB") is read by Prometheus in powers of two.
+    const { retentionSize } = chartValues().prometheus as { retentionSize: string };
+    const size = /^(\d+)GB$/.exec(retentionSize);
+    t.truthy(size, 'prometheus.retentionSize is given in GB');
+    t.is(Number(limit[0]?.value[1]), Number(size?.[1]) * 2 ** 30);
+    // Whether kubelet reports the claim's fill level on this storage class (hostPath does not).
+    const volume = promQuery(
+      caFile,
+      `kubelet_volume_stats_capacity_bytes{namespace="${namespace}", persistentvolumeclaim="${release}-prometheus"}`,
+    );
+    t.log(
+      `TSDB ${(Number(used[0]?.value[1]) / 2 ** 20).toFixed(1)} MiB of ${size?.[1]} GiB; kubelet volume stats for the claim: ${volume.length > 0 ? 'present' : 'none'}`,
+    );
+  },
+);
+
 test.serial("kube-state-metrics reports the chart's workloads (cluster)", (t) => {
   const value = (expr: string) => promQuery(caFile, expr).map((series) => series.value[1]);
   t.deepEqual(

@@ -356,6 +356,24 @@ export const metricInventory: ReadonlyMap<string, MetricSource> = new Map<string
         'Prometheus 2.x: its own /metrics, scraped by the prometheus job (targets per scrape pool)',
     },
   ],
+  ...[
+    'prometheus_tsdb_storage_blocks_bytes',
+    'prometheus_tsdb_wal_storage_size_bytes',
+    'prometheus_tsdb_head_chunks_storage_size_bytes',
+    'prometheus_tsdb_retention_limit_bytes',
+    'prometheus_tsdb_size_retentions_total',
+  ].map(
+    (name) =>
+      [
+        name,
+        {
+          exporter: 'prometheus',
+          job: 'prometheus',
+          source:
+            "Prometheus 2.x: its own /metrics, scraped by the prometheus job (its TSDB's sizes)",
+        },
+      ] as const,
+  ),
   traefik('traefik_service_requests_total'),
   traefik('traefik_service_request_duration_seconds_bucket'),
   traefik('traefik_service_request_duration_seconds_sum'),
