@@ -191,6 +191,11 @@ const keyStores = ({ objects, values }: Pick<Render, 'objects' | 'values'>) => {
   if (stringValue(values, 'edge.tls.source') === 'existingSecret') {
     secrets.set(stringValue(values, 'edge.tls.existingSecret'), new Set(['tls.crt', 'tls.key']));
   }
+  // cert-manager writes each Certificate's Secret: the leaf, its key and the issuing CA.
+  for (const certificate of ofKind(objects, 'Certificate')) {
+    const { secretName } = certificate.spec as { secretName: string };
+    secrets.set(secretName, new Set(['tls.crt', 'tls.key', 'ca.crt']));
+  }
   const basicAuth = stringValue(values, 'prometheus.basicAuth.existingSecret');
   if (basicAuth) secrets.set(basicAuth, new Set(['username', 'password']));
   return { secrets, configMaps };

@@ -213,8 +213,11 @@ const installationProblems = (
       if ((key === 'namespace' || key === 'names') && !allowedNamespaces.has(value)) {
         problems.push(`${where}: namespace ${value} is neither the release's nor an external one`);
       }
-      for (const match of value.matchAll(/[a-z0-9-]+\.([a-z0-9-]+)\.svc\b/g)) {
-        if (match[1] !== namespace)
+      for (const match of value.matchAll(/([a-z0-9-]+)\.([a-z0-9-]+)\.svc\b/g)) {
+        // Another namespace only for a Service the values name there (Traefik's, say).
+        const external =
+          allowedNamespaces.has(match[2] as string) && givenNames.has(match[1] as string);
+        if (match[2] !== namespace && !external)
           problems.push(`${where}: DNS name ${match[0]} in another namespace`);
         // The Knative Services are named by values (hosts.api), not by the release.
         const service = match[0].split('.')[0] ?? '';

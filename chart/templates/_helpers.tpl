@@ -173,6 +173,22 @@ default
 {{- end -}}
 
 {{/* True when the chart runs Alertmanager: monitoring, Prometheus and Alertmanager all on. */}}
+{{/* The synthetic probe: its switch, with Prometheus and the edge it goes through. */}}
+{{- define "secretid.probe" -}}
+{{- if and (include "secretid.monitoring" (dict "root" . "part" "prometheus")) .Values.edge.enabled .Values.probe.enabled -}}true{{- end -}}
+{{- end -}}
+
+{{/*
+The request header that sends the probe's requests through their own route (its Traefik service
+is not the functions' one, so the SLIs, measured at the edge, count clients only).
+*/}}
+{{- define "secretid.probeHeader" -}}X-Secretid-Probe{{- end -}}
+
+{{/* The functions the probe asks, with the path it asks for: the api reads the database. */}}
+{{- define "secretid.probeTargets" -}}
+{{- dict "api" "/randomName" "web" "/" | toJson -}}
+{{- end -}}
+
 {{- define "secretid.alertmanager" -}}
 {{- if and (include "secretid.monitoring" (dict "root" . "part" "prometheus")) .Values.alertmanager.enabled -}}true{{- end -}}
 {{- end -}}

@@ -42,6 +42,11 @@ export const trixiePackages = {
     versionPin: 'ALERTMANAGER_DEB_VERSION',
     binaries: ['usr/bin/prometheus-alertmanager', 'usr/bin/amtool'],
   },
+  blackboxExporter: {
+    name: 'prometheus-blackbox-exporter',
+    versionPin: 'BLACKBOX_EXPORTER_DEB_VERSION',
+    binaries: ['usr/bin/prometheus-blackbox-exporter'],
+  },
 } satisfies Record<string, UnpackedPackage>;
 
 const packageRoot = (pkg: UnpackedPackage) =>

@@ -367,6 +367,18 @@ export const alertmanagerImage: ImageDefinition = {
   },
 };
 
+/** The blackbox exporter run like the official image: as nobody, for the synthetic probe. */
+export const blackboxExporterImage = debianProgramImage(
+  'blackbox-exporter',
+  'probe',
+  () => packageBinary('blackboxExporter', 'prometheus-blackbox-exporter'),
+  {
+    entrypoint: ['/usr/local/bin/prometheus-blackbox-exporter'],
+    user: '65534:65534',
+    exposedPorts: [9115],
+  },
+);
+
 /** A small Debian userland: local-path's helper pods, and the tests' client pods (curl). */
 export const toolboxImage: ImageDefinition = {
   name: 'toolbox',
@@ -418,6 +430,7 @@ export const clusterImages: ImageDefinition[] = [
   postgresExporterImage,
   prometheusImage,
   alertmanagerImage,
+  blackboxExporterImage,
   kubeStateMetricsImage,
   seedImage,
   apiImage,

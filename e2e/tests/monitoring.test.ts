@@ -61,8 +61,8 @@ const configuredJobs = () => {
   return config.scrape_configs.map(({ job_name }) => job_name).sort();
 };
 
-/** The release's Prometheus scrapes and evaluates every `interval` (e.g. "10s"). */
-const setIntervals = (scrape: string, evaluation: string) =>
+/** The release's Prometheus scrapes and evaluates every `interval` (e.g. "10s"), probes every `probe`. */
+const setIntervals = (scrape: string, evaluation: string, probe: string) =>
   helm([
     'upgrade',
     release,
@@ -74,6 +74,8 @@ const setIntervals = (scrape: string, evaluation: string) =>
     `prometheus.scrapeInterval=${scrape}`,
     '--set',
     `prometheus.evaluationInterval=${evaluation}`,
+    '--set',
+    `probe.interval=${probe}`,
     '--wait',
     '--timeout',
     '5m',
@@ -85,7 +87,7 @@ test.before(() => {
   caFile = edgeCaFile();
   // A rate() needs two scrapes of a counter and the rule an evaluation after them: at the
   // chart's 30 s that is about 90 s of waiting; the test scrapes and evaluates every 10 s.
-  setIntervals('10s', '10s');
+  setIntervals('10s', '10s', '20s');
   // About 40 s of steady traffic to both functions, for both tests: the functions' pods (and
   // their queue-proxies) exist only while there is traffic.
   loads = [
@@ -96,7 +98,8 @@ test.before(() => {
 
 test.after.always(() => {
   const { scrapeInterval, evaluationInterval } = chartValues().prometheus as Record<string, string>;
-  setIntervals(scrapeInterval as string, evaluationInterval as string);
+  const { interval } = chartValues().probe as Record<string, string>;
+  setIntervals(scrapeInterval as string, evaluationInterval as string, interval as string);
 });
 
 test.serial(
@@ -249,6 +252,38 @@ test.serial(
     t.log(
       `TSDB ${(Number(used[0]?.value[1]) / 2 ** 20).toFixed(1)} MiB of ${size?.[1]} GiB; kubelet volume stats for the claim: ${volume.length > 0 ? 'present' : 'none'}`,
     );
+  },
+);
+
+test.serial(
+  'the synthetic probe gets 200 from both functions through the edge, on a route of its own that the SLIs leave out (cluster)',
+  async (t) => {
+    const probes = await eventually(
+      'probe_success 1 for api and web',
+      () => {
+        const series = promQuery(caFile, 'probe_success{job="secretid-probe"}');
+        return series.length === 2 && series.every((entry) => entry.value[1] === '1') && series;
+      },
+      180_000,
+    );
+    t.deepEqual(probes.map((entry) => entry.metric.function).sort(), ['api', 'web']);
+    // Traefik counts the probe's requests under its own IngressRoute's service; the SLIs
+    // select the functions IngressRoute's services only.
+    const services = (selector: string) =>
+      promQuery(caFile, `sum by (service) (traefik_service_requests_total{service=~"${selector}"})`)
+        .map((entry) => entry.metric.service as string)
+        .sort();
+    const probeServices = services(`${namespace}-${release}-probe-[0-9a-f]{20}@kubernetescrd`);
+    const sliServices = services('.+-functions-[0-9a-f]{20}@kubernetescrd');
+    t.is(probeServices.length, 2, JSON.stringify(probeServices));
+    t.deepEqual(
+      probeServices.filter((service) => sliServices.includes(service)),
+      [],
+    );
+    const durations = promQuery(caFile, 'probe_duration_seconds{job="secretid-probe"}')
+      .map((entry) => `${entry.metric.function} ${Number(entry.value[1]).toFixed(3)} s`)
+      .join(', ');
+    t.log(`probe services ${probeServices.join(', ')}; last probes: ${durations}`);
   },
 );
 

@@ -266,7 +266,8 @@ export type Exporter =
   | 'kube-state-metrics'
   | 'kubelet'
   | 'knative activator and queue-proxy'
-  | 'postgres-exporter';
+  | 'postgres-exporter'
+  | 'blackbox-exporter';
 
 export interface MetricSource {
   exporter: Exporter;
@@ -371,6 +372,17 @@ export const metricInventory: ReadonlyMap<string, MetricSource> = new Map<string
           job: 'prometheus',
           source:
             "Prometheus 2.x: its own /metrics, scraped by the prometheus job (its TSDB's sizes)",
+        },
+      ] as const,
+  ),
+  ...['probe_success', 'probe_duration_seconds'].map(
+    (name) =>
+      [
+        name,
+        {
+          exporter: 'blackbox-exporter',
+          job: 'secretid-probe',
+          source: "blackbox_exporter v0.26.0 (the chart's pin): one probe per scrape, http prober",
         },
       ] as const,
   ),
