@@ -13,15 +13,18 @@
  * target is 1 request in flight (see the overlay); everything is put back afterwards.
  */
 import test from 'ava';
+import { chartValues } from '../lib/chart.ts';
 import {
   applyKnative,
   applyKnativeWith,
+  chartDirectory,
   curlEdge,
   edgeCaFile,
   edgeHost,
   ensureKnativeServices,
   ensureRelease,
   eventually,
+  helm,
   immediateRollout,
   ksvcField,
   kubectl,
@@ -39,9 +42,26 @@ import { byStatus, edgeLoad } from './helpers/load.ts';
 // The shortest stable window Knative accepts, and a one-second grace before zero.
 const window = '6s';
 const grace = '1s';
+/** The chart's synthetic probe on or off: its requests would wake a function being timed at zero. */
+const setProbe = (enabled: boolean) =>
+  helm([
+    'upgrade',
+    release,
+    chartDirectory,
+    '-n',
+    namespace,
+    '--reuse-values',
+    '--set',
+    `probe.enabled=${enabled}`,
+    '--wait',
+    '--timeout',
+    '5m',
+  ]);
+
 test.before(() => {
   ensureRelease(release, namespace);
   ensureKnativeServices();
+  setProbe(false);
   applyKnativeWith([
     {
       // knative/'s target of 100 in flight per pod is never reached here: the api answers in
@@ -84,6 +104,7 @@ test.before(() => {
 });
 
 test.after.always(() => {
+  setProbe((chartValues().probe as { enabled: boolean }).enabled);
   // knative/ and knative/platform as they are (the platform as knative/README.md applies it).
   // Not waited for: the new revision takes its traffic over knative/'s 120 s rollout, and the
   // files that need the services wait for them (ensureKnativeServices).
