@@ -335,6 +335,31 @@ test.serial(
       t.log(
         `${from} drained: PostgreSQL off it after ${leftAt?.toFixed(1)} s, Ready on ${nodeOf()} after ${seconds.toFixed(1)} s; ${samples} samples of the data directory, at most ${most} postmaster(s) on it`,
       );
+      if (!moved) {
+        // Why it did not move: the pod's scheduling events and the nodes' taints and conditions.
+        const events = kubectlResult([
+          '-n',
+          drill.namespace,
+          'get',
+          'events',
+          '--field-selector',
+          `involvedObject.name=${drillPostgresPod}`,
+          '-o',
+          'custom-columns=AGE:.lastTimestamp,REASON:.reason,MESSAGE:.message',
+        ]).stdout;
+        const nodes = kubectlResult([
+          'get',
+          'nodes',
+          '-o',
+          'jsonpath={range .items[*]}{.metadata.name} taints={.spec.taints} ready={.status.conditions[?(@.type=="Ready")].status} pressure={.status.conditions[?(@.status=="True")].type}{"\n"}{end}',
+        ]).stdout;
+        const requested = kubectlResult(['describe', 'nodes']).stdout.match(
+          /Allocated resources:[\s\S]*?(?=Events:)/g,
+        );
+        t.log(
+          `events of ${drillPostgresPod}:\n${events}\nnodes:\n${nodes}\n${requested?.join('\n')}`,
+        );
+      }
       t.true(moved, `PostgreSQL Ready on another node than ${from}`);
       t.is(most, 1, 'never two postmasters on one data directory');
       t.is(await drained, 0, drainOutput);
