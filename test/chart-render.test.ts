@@ -27,6 +27,7 @@ import {
   scenarioFiles,
   scenarioName,
   stringValue,
+  theObject,
   valueAt,
 } from './helpers/helm.ts';
 
@@ -480,4 +481,27 @@ test("the backup CronJobs' time zone is kube-state-metrics' too: both from backu
   const refused = renderFailure({ set: { 'backup.timeZone': 'Mars Standard' } });
   t.not(refused.status, 0);
   t.regex(refused.stderr, /backup\/timeZone/);
+});
+
+test('the probe job: interval and timeout as set, and an interval shorter than the scrape timeout refused', (t) => {
+  const job = (objects: RenderedObject[]) => {
+    const config = theObject(objects, 'ConfigMap', '-prometheus').data as Record<string, string>;
+    return (
+      parse(config['prometheus.yml'] as string) as {
+        scrape_configs: { job_name: string; scrape_interval: string; scrape_timeout: string }[];
+      }
+    ).scrape_configs.find((entry) => entry.job_name === 'secretid-probe');
+  };
+  t.like(job(renderChart()), { scrape_interval: '4m', scrape_timeout: '35s' });
+  t.like(job(renderChart({ set: { 'probe.interval': '90s', 'probe.timeoutSeconds': 10 } })), {
+    scrape_interval: '90s',
+    scrape_timeout: '15s',
+  });
+  t.is(job(renderChart({ set: { 'probe.enabled': false } })), undefined);
+  const refused = renderFailure({ set: { 'probe.interval': '20s' } });
+  t.not(refused.status, 0);
+  t.regex(
+    refused.stderr,
+    /probe\.interval \(20s\) must be at least probe\.timeoutSeconds plus 5 s/,
+  );
 });

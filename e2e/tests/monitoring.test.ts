@@ -87,7 +87,7 @@ test.before(() => {
   caFile = edgeCaFile();
   // A rate() needs two scrapes of a counter and the rule an evaluation after them: at the
   // chart's 30 s that is about 90 s of waiting; the test scrapes and evaluates every 10 s.
-  setIntervals('10s', '10s', '20s');
+  setIntervals('10s', '10s', '40s');
   // About 40 s of steady traffic to both functions, for both tests: the functions' pods (and
   // their queue-proxies) exist only while there is traffic.
   loads = [
