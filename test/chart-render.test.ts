@@ -505,3 +505,15 @@ test('the probe job: interval and timeout as set, and an interval shorter than t
     /probe\.interval \(20s\) must be at least probe\.timeoutSeconds plus 5 s/,
   );
 });
+
+test("postgres.priorityClassName reaches PostgreSQL's pod only, and none is set by default", (t) => {
+  const classes = (objects: RenderedObject[]) =>
+    podTemplates(objects).flatMap(({ owner, template }) =>
+      template.spec?.priorityClassName ? [`${owner.kind}:${template.spec.priorityClassName}`] : [],
+    );
+  t.deepEqual(classes(renderChart()), []);
+  t.deepEqual(classes(renderChart({ set: { 'postgres.priorityClassName': 'database-high' } })), [
+    'StatefulSet:database-high',
+  ]);
+  t.not(renderFailure({ set: { 'postgres.priorityClassName': 'Not A Name' } }).status, 0);
+});

@@ -59,11 +59,27 @@ const shortStaleness = [
 // The drain drill runs in a release of its own (below), installed in the background while the
 // first tests run.
 const drill = { release: 'drill', namespace: 'secretid-drill' };
+// Two nodes of two CPUs hold little more than what runs (Knative's components alone request
+// 1.5 CPUs): drained, a node's pods do not all fit on the other, and a CI run saw PostgreSQL
+// wait Pending behind them for 240 s. The drill gives it a class above them, as
+// postgres.priorityClassName documents for a cluster without room to spare.
+const drillPriorityClass = 'secretid-e2e-database';
 let drillInstall: Promise<{ status: number | null; output: string }>;
 
 test.before(() => {
   ensureRelease(release, namespace);
   ensureKnativeServices();
+  kubectl(
+    ['apply', '-f', '-'],
+    JSON.stringify({
+      apiVersion: 'scheduling.k8s.io/v1',
+      kind: 'PriorityClass',
+      metadata: { name: drillPriorityClass },
+      value: 1_000_000,
+      preemptionPolicy: 'PreemptLowerPriority',
+      description: 'The drain drill: PostgreSQL before the other pods.',
+    }),
+  );
   drillInstall = new Promise((resolve) => {
     const child = spawn(
       requireTool('helm'),
@@ -86,6 +102,8 @@ test.before(() => {
         'edge.enabled=false',
         '--set',
         'monitoring.enabled=false',
+        '--set',
+        `postgres.priorityClassName=${drillPriorityClass}`,
       ],
       { env: clusterEnvironment(), stdio: ['ignore', 'pipe', 'pipe'] },
     );
@@ -371,6 +389,7 @@ test.serial(
       kubectl(['uncordon', from]);
       helm(['uninstall', drill.release, '-n', drill.namespace, '--wait']);
       kubectl(['delete', 'namespace', drill.namespace, '--wait', '--timeout=180s']);
+      kubectl(['delete', 'priorityclass', drillPriorityClass, '--ignore-not-found']);
       // The shared class keeps released volumes (Retain, as NFS exports are kept): remove them.
       const volumes = kubectl([
         'get',
