@@ -210,6 +210,14 @@ export const knative = (kubectl: () => string): Action => ({
       serving.filter((manifest) => manifest.kind !== 'CustomResourceDefinition'),
     );
     releaseFile('kourier.yaml', kourier);
+    // As knative/README.md's step 1 (its sed): Kourier's gateway Service is ClusterIP from its
+    // first apply, never the release's LoadBalancer (on k3s that takes ports 80 and 443).
+    const kourierApplied = kourier.map((manifest) => {
+      const spec = manifest.spec as { type?: string } | undefined;
+      return manifest.kind === 'Service' && spec?.type === 'LoadBalancer'
+        ? { ...manifest, spec: { ...spec, type: 'ClusterIP' } }
+        : manifest;
+    });
     apply(kubectl(), crds, "Knative Serving's CRDs");
     await establish(kubectl(), crds);
     apply(
@@ -224,11 +232,11 @@ export const knative = (kubectl: () => string): Action => ({
       manifest.kind === 'Deployment' && manifest.metadata?.namespace === 'kourier-system';
     apply(
       kubectl(),
-      kourier.filter((manifest) => !gateway(manifest)),
+      kourierApplied.filter((manifest) => !gateway(manifest)),
       "net-kourier's controller",
     );
     rolledOut(kubectl(), 'knative-serving');
-    apply(kubectl(), kourier.filter(gateway), "net-kourier's gateway");
+    apply(kubectl(), kourierApplied.filter(gateway), "net-kourier's gateway");
     const platform = run(kubectl(), ['kustomize', join(repositoryRoot, 'knative', 'platform')], {
       env: kubectlEnv(),
     }).stdout;

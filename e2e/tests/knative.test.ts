@@ -135,6 +135,12 @@ test.serial(
     // The release files are the ones the harness applied (e2e/README.md, "Knative").
     const first = runBlock(release as string, { cwd: paths.knativeRelease });
     t.is(first.status, 0, first.output);
+    // Before the platform step: the release step alone keeps Kourier's Service ClusterIP
+    // (kourier.yaml as released would make it a LoadBalancer until step 2 ran).
+    t.is(
+      kubectl(['-n', 'kourier-system', 'get', 'service', 'kourier', '-o', 'jsonpath={.spec.type}']),
+      'ClusterIP',
+    );
     const second = runBlock(platform as string);
     t.is(second.status, 0, second.output);
     t.deepEqual(platformState(), before);
