@@ -173,6 +173,36 @@ default
 {{- end -}}
 
 {{/* True when the chart runs Alertmanager: monitoring, Prometheus and Alertmanager all on. */}}
+{{/* A functions route's middlewares and backend: Kourier, with the Host header intact. */}}
+{{- define "secretid.functionsBackend" -}}
+middlewares:
+  - name: {{ include "secretid.componentName" (dict "root" . "component" "secure-headers") }}
+services:
+  - kind: Service
+    name: {{ .Values.edge.kourier.service }}
+    namespace: {{ .Values.edge.kourier.namespace }}
+    port: {{ int .Values.edge.kourier.port }}
+    passHostHeader: true
+{{- end -}}
+
+{{/* The functions IngressRoutes' TLS: the edge's certificate, with the chart's options. */}}
+{{- define "secretid.functionsTls" -}}
+tls:
+  secretName: {{ include "secretid.tlsSecret" . }}
+  {{- if not .Values.edge.tls.defaultOptions }}
+  options:
+    name: {{ include "secretid.tlsOptionName" . }}
+  {{- end }}
+{{- end -}}
+
+{{/*
+Where the probe finds the CA it checks the edge's certificate with (ca.crt of the edge's TLS
+Secret), or nothing with edge.tls.source=existingSecret (the image's public roots then).
+*/}}
+{{- define "secretid.probeCaDirectory" -}}
+{{- if ne .Values.edge.tls.source "existingSecret" -}}/etc/blackbox/ca{{- end -}}
+{{- end -}}
+
 {{/* The synthetic probe: its switch, with Prometheus and the edge it goes through. */}}
 {{- define "secretid.probe" -}}
 {{- if and (include "secretid.monitoring" (dict "root" . "part" "prometheus")) .Values.edge.enabled .Values.probe.enabled -}}true{{- end -}}

@@ -5,11 +5,10 @@
  * websecure on ports 80 and 443 of every node, metrics on 9100), all in kube-system.
  */
 import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import { parseAllDocuments, parse as parseYaml } from 'yaml';
+import { parseAllDocuments } from 'yaml';
 import type { Action } from '../lib/action.ts';
 import { HarnessError, run, waitUntil } from '../lib/run.ts';
-import { clusterDnsAddress, clusterDomain, nodes, paths, repositoryRoot } from '../lib/settings.ts';
+import { clusterDnsAddress, clusterDomain, nodes, paths, roleDefault } from '../lib/settings.ts';
 import {
   corednsImage,
   imageReferences,
@@ -287,15 +286,7 @@ export const edgePorts = { web: 80, websecure: 443 } as const;
  * Traefik's latency buckets as ansible's k3s_server role sets them on a real cluster (its
  * defaults are the one list; docs/install.md and chart/README.md repeat it, a test compares).
  */
-const traefikLatencyBuckets = () =>
-  (
-    parseYaml(
-      readFileSync(
-        join(repositoryRoot, 'ansible', 'roles', 'k3s_server', 'defaults', 'main.yml'),
-        'utf8',
-      ),
-    ) as Record<string, string>
-  ).k3s_server_traefik_latency_buckets as string;
+const traefikLatencyBuckets = () => roleDefault('k3s_server', 'k3s_server_traefik_latency_buckets');
 
 const traefikManifests = (): Manifest[] => [
   ...traefikUpstream(),

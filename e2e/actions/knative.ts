@@ -10,11 +10,11 @@
  */
 import { existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parseAllDocuments, parse as parseYaml, stringify as stringifyYaml } from 'yaml';
+import { parseAllDocuments, stringify as stringifyYaml } from 'yaml';
 import type { Action } from '../lib/action.ts';
 import { goEnvironment } from '../lib/go.ts';
 import { HarnessError, output, run, waitUntil } from '../lib/run.ts';
-import { paths, repositoryRoot } from '../lib/settings.ts';
+import { paths, repositoryRoot, roleDefault } from '../lib/settings.ts';
 import { goProgramVersion } from './go-binaries.ts';
 import { clusterImages, imageReferences, knativeImages } from './images.ts';
 
@@ -132,18 +132,10 @@ const kubectlEnv = () => ({ ...process.env, KUBECONFIG: paths.kubeconfig });
  * under the release's manager).
  */
 /** The field managers ansible/'s knative role applies the release and knative/platform with. */
-const fieldManagers = () => {
-  const defaults = parseYaml(
-    readFileSync(
-      join(repositoryRoot, 'ansible', 'roles', 'knative', 'defaults', 'main.yml'),
-      'utf8',
-    ),
-  ) as Record<string, string>;
-  return {
-    release: defaults.knative_release_field_manager as string,
-    platform: defaults.knative_platform_field_manager as string,
-  };
-};
+const fieldManagers = () => ({
+  release: roleDefault('knative', 'knative_release_field_manager'),
+  platform: roleDefault('knative', 'knative_platform_field_manager'),
+});
 
 const apply = (
   kubectl: string,

@@ -4,9 +4,23 @@
  */
 import { readFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { parse } from 'yaml';
 
 /** Repository root (the harness lives in <root>/e2e). */
 export const repositoryRoot = resolve(import.meta.dirname, '..', '..');
+
+/**
+ * A default of one of ansible/'s roles (roles/<role>/defaults/main.yml): values the cluster the
+ * playbooks build and the test cluster share are written there once.
+ */
+export const roleDefault = (role: string, name: string) => {
+  const defaults = parse(
+    readFileSync(join(repositoryRoot, 'ansible', 'roles', role, 'defaults', 'main.yml'), 'utf8'),
+  ) as Record<string, unknown>;
+  const value = defaults[name];
+  if (typeof value !== 'string') throw new Error(`ansible role ${role} has no default ${name}`);
+  return value;
+};
 
 /** Builds and downloads, kept between runs and keyed by version (SECRETID_E2E_CACHE). */
 export const cacheDirectory = resolve(process.env.SECRETID_E2E_CACHE ?? '/var/cache/secretid-e2e');

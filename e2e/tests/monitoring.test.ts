@@ -10,19 +10,18 @@ import { parse } from 'yaml';
 import { chartValues } from '../lib/chart.ts';
 import {
   alertmanagerAlerts,
-  chartDirectory,
   edgeCaFile,
   edgeHost,
   ensureKnativeServices,
   ensureRelease,
   eventually,
-  helm,
   kubectl,
   namespace,
   prometheusApi,
   promQuery,
   release,
   secretData,
+  upgradeRelease,
 } from './helpers/cluster.ts';
 import { byStatus, edgeLoad, type Load } from './helpers/load.ts';
 
@@ -63,23 +62,11 @@ const configuredJobs = () => {
 
 /** The release's Prometheus scrapes and evaluates every `interval` (e.g. "10s"), probes every `probe`. */
 const setIntervals = (scrape: string, evaluation: string, probe: string) =>
-  helm([
-    'upgrade',
-    release,
-    chartDirectory,
-    '-n',
-    namespace,
-    '--reuse-values',
-    '--set',
-    `prometheus.scrapeInterval=${scrape}`,
-    '--set',
-    `prometheus.evaluationInterval=${evaluation}`,
-    '--set',
-    `probe.interval=${probe}`,
-    '--wait',
-    '--timeout',
-    '5m',
-  ]);
+  upgradeRelease({
+    'prometheus.scrapeInterval': scrape,
+    'prometheus.evaluationInterval': evaluation,
+    'probe.interval': probe,
+  });
 
 test.before(() => {
   ensureRelease(release, namespace);
@@ -345,20 +332,7 @@ test.serial(
       [`${release}-backup`]: backup.dumpSchedule as string,
       [`${release}-basebackup`]: backup.baseBackupSchedule as string,
     };
-    const setZone = (zone: string) =>
-      helm([
-        'upgrade',
-        release,
-        chartDirectory,
-        '-n',
-        namespace,
-        '--reuse-values',
-        '--set',
-        `backup.timeZone=${zone}`,
-        '--wait',
-        '--timeout',
-        '5m',
-      ]);
+    const setZone = (zone: string) => upgradeRelease({ 'backup.timeZone': zone });
     // Kolkata has no daylight saving time and a half-hour offset: no schedule's hour and
     // minute are the same there and in UTC.
     try {

@@ -17,14 +17,12 @@ import { chartValues } from '../lib/chart.ts';
 import {
   applyKnative,
   applyKnativeWith,
-  chartDirectory,
   curlEdge,
   edgeCaFile,
   edgeHost,
   ensureKnativeServices,
   ensureRelease,
   eventually,
-  helm,
   immediateRollout,
   ksvcField,
   kubectl,
@@ -34,6 +32,7 @@ import {
   servicePods,
   servingRevision,
   setAnnotation,
+  upgradeRelease,
   waitForKnativeServices,
 } from './helpers/cluster.ts';
 import { runBlock, shellBlocks } from './helpers/docs.ts';
@@ -43,20 +42,7 @@ import { byStatus, edgeLoad } from './helpers/load.ts';
 const window = '6s';
 const grace = '1s';
 /** The chart's synthetic probe on or off: its requests would wake a function being timed at zero. */
-const setProbe = (enabled: boolean) =>
-  helm([
-    'upgrade',
-    release,
-    chartDirectory,
-    '-n',
-    namespace,
-    '--reuse-values',
-    '--set',
-    `probe.enabled=${enabled}`,
-    '--wait',
-    '--timeout',
-    '5m',
-  ]);
+const setProbe = (enabled: boolean) => upgradeRelease({ 'probe.enabled': enabled });
 
 test.before(() => {
   ensureRelease(release, namespace);

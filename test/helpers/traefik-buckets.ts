@@ -2,16 +2,10 @@
  * Traefik's latency buckets: ansible's k3s_server defaults hold the one list (the test cluster
  * reads it too); docs/install.md and chart/README.md repeat it for people installing by hand.
  */
-import { readFileSync } from 'node:fs';
-import { parse } from 'yaml';
+import { roleDefault } from '../../e2e/lib/settings.ts';
 
 export const traefikLatencyBuckets = () =>
-  (
-    parse(readFileSync('ansible/roles/k3s_server/defaults/main.yml', 'utf8')) as Record<
-      string,
-      string
-    >
-  ).k3s_server_traefik_latency_buckets as string;
+  roleDefault('k3s_server', 'k3s_server_traefik_latency_buckets');
 
 /** The bounds as numbers; throws on anything but a comma-separated list of ascending numbers. */
 export const bucketBounds = (list: string) => {

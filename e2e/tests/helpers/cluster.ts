@@ -3,13 +3,12 @@
  * and helm with the harness's kubeconfig, psql inside the PostgreSQL pod, and polling.
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, relative } from 'node:path';
-import { parse } from 'yaml';
 import { requireTool } from '../../../scripts/tools.ts';
 import { chartImage, chartValues } from '../../lib/chart.ts';
-import { nodes, paths, repositoryRoot } from '../../lib/settings.ts';
+import { nodes, paths, repositoryRoot, roleDefault } from '../../lib/settings.ts';
 
 export const chartDirectory = join(repositoryRoot, 'chart');
 export const clusterEnvironment = () => ({ ...process.env, KUBECONFIG: paths.kubeconfig });
@@ -288,6 +287,21 @@ export const shellEnvironment = () => ({
 export const release = 'secretid';
 export const namespace = 'secretid';
 
+/** helm upgrade of the release with the values it has and `values` set on top, waited for. */
+export const upgradeRelease = (values: Record<string, string | boolean>) =>
+  helm([
+    'upgrade',
+    release,
+    chartDirectory,
+    '-n',
+    namespace,
+    '--reuse-values',
+    ...Object.entries(values).flatMap(([key, value]) => ['--set', `${key}=${value}`]),
+    '--wait',
+    '--timeout',
+    '5m',
+  ]);
+
 /** A role of the chart's values (credentials.roles) and its password from the credentials Secret. */
 export const chartRole = (role: 'owner' | 'reader' | 'monitor') => {
   const credentials = chartValues().credentials as {
@@ -318,14 +332,7 @@ export const knativeDirectory = join(repositoryRoot, 'knative');
 
 /** The field manager knative/ is applied with (ansible's deploy role names it, once). */
 export const knativeFieldManager = () =>
-  (
-    parse(
-      readFileSync(
-        join(repositoryRoot, 'ansible', 'roles', 'secretid_deploy', 'defaults', 'main.yml'),
-        'utf8',
-      ),
-    ) as Record<string, string>
-  ).secretid_deploy_knative_field_manager as string;
+  roleDefault('secretid_deploy', 'secretid_deploy_knative_field_manager');
 
 /** knative/ (or an overlay over it) applied as knative/README.md says: server-side, forcing. */
 export const applyKnative = (directory = knativeDirectory) =>
